@@ -1,0 +1,250 @@
+"""Module: the base class of every layer, and Sequential, a chain of layers.
+
+A module owns parameters (trainable, with gradients), buffers (state that is saved but
+not trained, like BatchNorm's running mean) and child modules. Like PyTorch, these are
+registered simply by assigning them as attributes, and they get dotted names from the
+attribute path (``0.weight``, ``block.norm.bias``).
+
+Every module implements two methods:
+
+- ``forward(x)`` computes the output and caches what backward will need;
+- ``backward(grad_out)`` receives dL/d(output), adds dL/d(param) into each
+  ``param.grad`` and returns dL/d(input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from twinnet.nn.parameter import Parameter
+
+
+class Module:
+    """Base class for layers and models (same API shape as ``torch.nn.Module``)."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    # -- registration -------------------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() "
+                "before assigning attributes"
+            )
+        is_buffer = name in self._buffers  # assigning to a buffer keeps it a buffer
+        for table in (self._parameters, self._buffers, self._modules):
+            table.pop(name, None)
+        if is_buffer and not isinstance(value, Parameter | Module):
+            self._buffers[name] = True
+        elif isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        """Keep ``value`` as saved, non-trainable state (in ``state_dict``, not in ``parameters``)."""
+        object.__setattr__(self, name, value)
+        self._buffers[name] = True
+
+    # -- the two methods every layer implements ----------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    # -- traversal ----------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and all descendants, depth first, with dotted names ('' for self)."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(name, Parameter) pairs, named as PyTorch names them (``0.weight``, ``2.bias``)."""
+        for mod_name, mod in self.named_modules(prefix):
+            for name, p in mod._parameters.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules(prefix):
+            for name in mod._buffers:
+                yield (f"{mod_name}.{name}" if mod_name else name), getattr(mod, name)
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # -- modes --------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode on this module and every descendant (Dropout, BatchNorm care)."""
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    # -- state --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, keyed by dotted name."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
+        """Copy ``state`` into this module's arrays in place.
+
+        With ``strict`` (the default) the names must match exactly; shapes must always
+        match. One ``ValueError`` lists every missing, unexpected and mis-shaped tensor.
+        """
+        targets: dict[str, tuple[Module, str, bool]] = {}
+        for mod_name, mod in self.named_modules():
+            for name in mod._parameters:
+                targets[f"{mod_name}.{name}" if mod_name else name] = (mod, name, True)
+            for name in mod._buffers:
+                targets[f"{mod_name}.{name}" if mod_name else name] = (mod, name, False)
+
+        problems = []
+        if strict:
+            missing = sorted(set(targets) - set(state))
+            unexpected = sorted(set(state) - set(targets))
+            problems += [f"missing tensor {k!r}" for k in missing]
+            problems += [f"unexpected tensor {k!r}" for k in unexpected]
+        for key, value in state.items():
+            if key not in targets:
+                continue
+            mod, name, is_param = targets[key]
+            current = mod._parameters[name].data if is_param else getattr(mod, name)
+            value = np.asarray(value)
+            if value.shape != np.shape(current):
+                problems.append(
+                    f"{key!r}: checkpoint has shape {value.shape}, model has {np.shape(current)}"
+                )
+        if problems:
+            raise ValueError(
+                f"cannot load state into {type(self).__name__}: " + "; ".join(problems)
+            )
+        for key, value in state.items():
+            if key not in targets:
+                continue
+            mod, name, is_param = targets[key]
+            if is_param:
+                mod._parameters[name].data[...] = value
+            else:
+                current = getattr(mod, name)
+                if isinstance(current, np.ndarray):
+                    current[...] = value
+                else:  # a scalar buffer such as a step counter
+                    object.__setattr__(mod, name, type(current)(np.asarray(value)))
+
+    # -- display ------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Layers applied one after another; backward runs them in reverse.
+
+    Children are named ``0``, ``1``, ... so parameter names match
+    ``torch.nn.Sequential`` (``0.weight``, ``0.bias``, ``2.weight``, ...).
+    """
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(
+                    f"Sequential expects Module instances, got {type(layer).__name__} at position {i}"
+                )
+            setattr(self, str(i), layer)
+
+    @property
+    def layers(self) -> list[Module]:
+        return list(self._modules.values())
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        for layer in reversed(self._modules.values()):
+            grad_out = layer.backward(grad_out)
+        return grad_out
+
+
+def check_input(layer: Module, x, features: int | None = None, ndim: int | None = 2) -> None:
+    """Raise a clear error when ``x`` cannot go into ``layer``.
+
+    ``features`` is the size the last axis must have (None: any); ``ndim`` the number
+    of axes (None: at least 1). Cheap enough to run on every forward.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{layer!r} expects a numpy array, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(
+            f"{layer!r} expects a floating-point array, got dtype {x.dtype}; "
+            "convert with x.astype(np.float32)"
+        )
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(
+            f"{layer!r} expects input of shape (batch, {features if features else 'features'}), "
+            f"got shape {x.shape}"
+        )
+    if x.ndim == 0 or (features is not None and x.shape[-1] != features):
+        raise ValueError(
+            f"{layer!r} expects {features} features in the last axis, got input of shape {x.shape}"
+        )
+
+
+def check_cached(layer: Module, cache) -> None:
+    """Raise when backward is called without a forward to take its cache from."""
+    if cache is None:
+        raise RuntimeError(f"{layer!r}: backward called before forward (nothing cached)")

@@ -1,0 +1,146 @@
+"""RMSprop: divide the gradient by a running root-mean-square of recent gradients.
+
+Same update, order and defaults as ``torch.optim.RMSprop``::
+
+    g   = grad + weight_decay * w
+    v   = alpha * v + (1 - alpha) * g^2
+    avg = sqrt(v) + eps                                   or, centered:
+    m   = lerp(m, g, 1 - alpha);  avg = sqrt(v - m^2) + eps
+    w   = w - lr * g / avg                                (momentum = 0)
+    b   = momentum * b + g / avg;  w = w - lr * b         (momentum > 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from twinnet.nn.parameter import Parameter
+from twinnet.optim.optimizer import Optimizer, check_bool, check_nonnegative, lerp_
+
+
+def rmsprop_update(
+    w: np.ndarray,
+    grad: np.ndarray,
+    state: dict[str, Any],
+    t1: np.ndarray,
+    t2: np.ndarray,
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+) -> None:
+    """One RMSprop step on ``w`` in place; ``t1``, ``t2`` are scratch arrays shaped like ``w``."""
+    if not state:
+        state["step"] = 0
+        state["square_avg"] = np.zeros_like(w)
+    if momentum > 0 and "momentum_buffer" not in state:
+        state["momentum_buffer"] = np.zeros_like(w)
+    if centered and "grad_avg" not in state:
+        state["grad_avg"] = np.zeros_like(w)
+    state["step"] += 1
+    square_avg = state["square_avg"]
+
+    g = grad
+    if weight_decay != 0:
+        # g = grad + wd * w
+        np.multiply(w, weight_decay, out=t1)
+        t1 += grad
+        g = t1
+    # v = alpha * v + (1 - alpha) * g * g
+    square_avg *= alpha
+    np.multiply(g, 1.0 - alpha, out=t2)
+    t2 *= g
+    square_avg += t2
+    if centered:
+        # m = m + (1 - alpha) * (g - m);  avg = sqrt(v - m * m)
+        grad_avg = state["grad_avg"]
+        lerp_(grad_avg, g, 1.0 - alpha, t2)
+        np.multiply(grad_avg, grad_avg, out=t2)
+        np.subtract(square_avg, t2, out=t2)
+        np.sqrt(t2, out=t2)
+    else:
+        np.sqrt(square_avg, out=t2)
+    t2 += eps  # avg = ... + eps, outside the square root
+    if momentum > 0:
+        # b = momentum * b + g / avg;  w = w - lr * b
+        buf = state["momentum_buffer"]
+        buf *= momentum
+        np.divide(g, t2, out=t2)
+        buf += t2
+        np.multiply(buf, -lr, out=t2)
+        w += t2
+    else:
+        # w = w + (-lr * g) / avg
+        np.multiply(g, -lr, out=t1)
+        np.divide(t1, t2, out=t1)
+        w += t1
+
+
+class RMSprop(Optimizer):
+    """RMSprop (``torch.optim.RMSprop`` semantics and defaults).
+
+    Args:
+        params: Parameters or parameter groups (dicts with ``"params"``).
+        lr: learning rate (>= 0).
+        alpha: smoothing constant of the squared-gradient average (>= 0).
+        eps: added to the root mean square, outside the square root (>= 0).
+        weight_decay: coupled L2 coefficient (``g += wd * w``).
+        momentum: momentum factor (>= 0).
+        centered: normalise by an estimate of the gradient's variance instead of
+            its raw second moment.
+
+    State per parameter: ``"step"`` (int), ``"square_avg"``, and ``"momentum_buffer"``
+    (momentum > 0), ``"grad_avg"`` (centered).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            alpha=alpha,
+            eps=eps,
+            centered=centered,
+            weight_decay=weight_decay,
+        )
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        group["lr"] = check_nonnegative("lr", group["lr"])
+        group["eps"] = check_nonnegative("eps", group["eps"])
+        group["momentum"] = check_nonnegative("momentum", group["momentum"])
+        group["weight_decay"] = check_nonnegative("weight_decay", group["weight_decay"])
+        group["alpha"] = check_nonnegative("alpha", group["alpha"])
+        group["centered"] = check_bool("centered", group["centered"])
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Update every parameter once from its ``.grad``; returns ``closure()`` if given."""
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            hyper = dict(
+                lr=float(group["lr"]),
+                alpha=float(group["alpha"]),
+                eps=float(group["eps"]),
+                weight_decay=float(group["weight_decay"]),
+                momentum=float(group["momentum"]),
+                centered=bool(group["centered"]),
+            )
+            for p in group["params"]:
+                state = self.state.setdefault(p, {})
+                t1, t2 = self._scratch(p)
+                rmsprop_update(p.data, p.grad, state, t1, t2, **hyper)
+        return loss

@@ -1,0 +1,1 @@
+"""The ``twinnet`` command line."""

@@ -1,0 +1,150 @@
+"""Training configuration: a validated dataclass, read from TOML and flags, saved with every run.
+
+Order of precedence: built-in defaults < ``--config FILE.toml`` < command-line flags.
+The resolved configuration is written to the run folder as ``config.toml`` and is all
+that is needed to rerun (or resume) the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from twinnet.models import ACTIVATIONS, NORMS
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
+SCHEDULES = ("none", "step", "exponential", "cosine", "warmup-cosine", "onecycle", "plateau")
+DTYPES = ("float32", "float64")
+ENGINES = ("numpy", "torch")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key that is not valid; the message names it."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defaults train the 784-512-256-10 ReLU MLP
+    on MNIST to about 98.3% test accuracy in well under 30 s on 2 CPU cores."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    layers: list[int] = field(default_factory=lambda: [784, 512, 256, 10])
+    activation: str = "relu"
+    init: str = "default"
+    norm: str = "none"
+    dropout: float = 0.0
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    epochs: int = 8
+    batch_size: int = 128
+    val_fraction: float = 0.1
+    label_smoothing: float = 0.0
+    clip_grad_norm: float = 0.0
+    early_stopping: int = 0
+    seed: int = 0
+    dtype: str = "float32"
+    engine: str = "numpy"
+    device: str = "cpu"
+    nproc: int = 1
+    diagnostics: bool = False
+    diagnostics_every: int = 50
+    checkpoint_every: int = 200
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def need(cond: bool, key: str, expected: str) -> None:
+            if not cond:
+                raise ConfigError(f"config key {key!r}: expected {expected}, got {getattr(self, key)!r}")
+
+        need(isinstance(self.dataset, str) and self.dataset != "", "dataset", "a dataset name")
+        need(
+            isinstance(self.layers, list)
+            and len(self.layers) >= 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in self.layers),
+            "layers",
+            "at least two positive integers, e.g. [784, 512, 256, 10]",
+        )
+        need(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
+        need(self.norm in NORMS, "norm", f"one of {list(NORMS)}")
+        need(_number(self.dropout) and 0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {list(OPTIMIZERS)}")
+        need(_number(self.lr) and self.lr > 0, "lr", "a number > 0")
+        need(_number(self.momentum) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
+        need(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(self.schedule in SCHEDULES, "schedule", f"one of {list(SCHEDULES)}")
+        need(_integer(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
+        need(_integer(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
+        need(_integer(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        need(_number(self.val_fraction) and 0 <= self.val_fraction < 1, "val_fraction", "a number in [0, 1)")
+        need(_number(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)")
+        need(_number(self.clip_grad_norm) and self.clip_grad_norm >= 0, "clip_grad_norm", "a number >= 0 (0: off)")
+        need(_integer(self.early_stopping) and self.early_stopping >= 0, "early_stopping", "a patience in epochs >= 0 (0: off)")
+        need(_integer(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
+        need(self.dtype in DTYPES, "dtype", f"one of {list(DTYPES)}")
+        need(self.engine in ENGINES, "engine", f"one of {list(ENGINES)}")
+        need(isinstance(self.device, str), "device", "'cpu' or 'cuda'")
+        need(_integer(self.nproc) and self.nproc >= 1, "nproc", "an integer >= 1")
+        need(isinstance(self.diagnostics, bool), "diagnostics", "true or false")
+        need(_integer(self.diagnostics_every) and self.diagnostics_every >= 1, "diagnostics_every", "an integer >= 1")
+        need(_integer(self.checkpoint_every) and self.checkpoint_every >= 0, "checkpoint_every", "an integer >= 0 (0: only at epoch ends)")
+        if self.nproc > 1 and self.engine != "torch":
+            raise ConfigError("config key 'nproc': more than one process needs engine = 'torch'")
+
+    # -- reading and writing ------------------------------------------------------
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
+        unknown = sorted(set(values) - set(cls.keys()))
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown config key {unknown[0]!r}; valid keys are {', '.join(cls.keys())}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                values = tomllib.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        values = values.get("train", values)  # accept a [train] table or top-level keys
+        return cls.from_dict(values, source=str(path))
+
+    def replace(self, **overrides) -> TrainConfig:
+        """A copy with some keys changed (validated)."""
+        return self.from_dict({**self.to_dict(), **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        values = {k: v for k, v in self.to_dict().items() if v is not None}
+        return "# twinnet training configuration (resolved); rerun with: twinnet train --config config.toml\n" + tomli_w.dumps(
+            {"train": values}
+        )
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)

@@ -1,0 +1,304 @@
+"""Callbacks: hooks into the Trainer's loop.
+
+A callback implements any of ``on_fit_begin(trainer)``, ``on_epoch_begin(trainer)``,
+``on_before_step(trainer, logs)`` (after backward, before the optimiser step),
+``on_batch_end(trainer, logs)``, ``on_epoch_end(trainer, row)``,
+``on_interrupt(trainer)``, ``on_fit_end(trainer)``. Callbacks with state that a resumed
+run needs also implement ``state_dict()`` and ``load_state_dict(state)``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from twinnet.checkpoint import save_weights
+from twinnet.train.state import load_state, save_state
+
+
+class Callback:
+    """Base class with no-op hooks."""
+
+    def on_fit_begin(self, trainer): ...
+    def on_epoch_begin(self, trainer): ...
+    def on_before_step(self, trainer, logs): ...
+    def on_batch_end(self, trainer, logs): ...
+    def on_epoch_end(self, trainer, row): ...
+    def on_interrupt(self, trainer): ...
+    def on_fit_end(self, trainer): ...
+
+
+def _mode_for(monitor: str, mode: str) -> str:
+    if mode != "auto":
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        return mode
+    return "max" if any(k in monitor for k in ("accuracy", "auc")) else "min"
+
+
+def _improved(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    if value is None or math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
+    with ``restore_best_weights`` the model ends with the weights of its best epoch."""
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto", restore_best_weights=True):
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0, got {patience}")
+        self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
+        self.mode = _mode_for(monitor, mode)
+        self.restore_best_weights = restore_best_weights
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_weights: dict | None = None
+        self.stopped_epoch = 0
+
+    def on_epoch_end(self, trainer, row):
+        if self.monitor not in row:
+            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which is not among {sorted(row)}")
+        value = row[self.monitor]
+        if _improved(value, self.best, self.mode, self.min_delta):
+            self.best, self.best_epoch, self.wait = value, row["epoch"], 0
+            if self.restore_best_weights:
+                self.best_weights = trainer.model.state_dict()
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                trainer.stop_training = True
+                trainer.stop_reason = (
+                    f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
+                    f"(best {self.best:.6g} at epoch {self.best_epoch})"
+                )
+                self.stopped_epoch = row["epoch"]
+
+    def on_fit_end(self, trainer):
+        if self.restore_best_weights and self.best_weights is not None and trainer.stop_training and not trainer.interrupted:
+            trainer.model.load_state_dict(self.best_weights)
+
+    def state_dict(self):
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state):
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_weights = state["best_weights"]
+
+
+class LRSchedulerCallback(Callback):
+    """Step an ``optim.lr_scheduler`` scheduler every batch (``interval="step"``) or every
+    epoch (``"epoch"``). ``ReduceLROnPlateau`` is stepped with the ``monitor`` value."""
+
+    def __init__(self, scheduler, interval: str = "epoch", monitor: str = "val_loss"):
+        if interval not in ("step", "epoch"):
+            raise ValueError(f"interval must be 'step' or 'epoch', got {interval!r}")
+        self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
+
+    def _is_plateau(self) -> bool:
+        return type(self.scheduler).__name__ == "ReduceLROnPlateau"
+
+    def on_batch_end(self, trainer, logs):
+        if self.interval == "step" and not self._is_plateau():
+            self.scheduler.step()
+
+    def on_epoch_end(self, trainer, row):
+        if self._is_plateau():
+            value = row.get(self.monitor, row.get("train_loss"))
+            self.scheduler.step(value)
+        elif self.interval == "epoch":
+            self.scheduler.step()
+
+    def state_dict(self):
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state):
+        self.scheduler.load_state_dict(state)
+
+
+class Checkpoint(Callback):
+    """Save the resumable training state to ``directory/state/checkpoint.safetensors``
+    at every epoch end, every ``every_n_steps`` steps (0: off) and on SIGINT/SIGTERM;
+    and the weights of the best epoch (by ``monitor``) to ``directory/best.safetensors``.
+    Every write is atomic: the previous checkpoint stays valid until the new one is
+    complete."""
+
+    order = 100  # after every other callback, so the saved state is the complete step
+
+    def __init__(self, directory, every_n_steps: int = 0, monitor: str = "val_loss", mode: str = "auto", metadata=None):
+        self.directory = Path(directory)
+        self.every_n_steps = int(every_n_steps)
+        self.monitor = monitor
+        self.mode = _mode_for(monitor, mode)
+        self.metadata = metadata or {}
+        self.best: float | None = None
+        self.best_epoch = 0
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / "state" / "checkpoint.safetensors"
+
+    def save(self, trainer) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        save_state(self.state_path, trainer.state_dict())
+
+    def on_batch_end(self, trainer, logs):
+        if not math.isfinite(logs["loss"]):
+            return  # never checkpoint a diverged state (NaNGuard deals with it)
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self.save(trainer)
+
+    def on_epoch_end(self, trainer, row):
+        value = row.get(self.monitor)
+        if value is None and self.monitor.startswith("val_"):
+            value = row.get(self.monitor[4:].join(["train_", ""]))  # no validation set
+        if _improved(value, self.best, self.mode):
+            self.best, self.best_epoch = value, row["epoch"]
+            save_weights(self.directory / "best.safetensors", trainer.model, self.metadata)
+        self.save(trainer)
+
+    def on_interrupt(self, trainer):
+        self.save(trainer)
+
+    def state_dict(self):
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state):
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+    @staticmethod
+    def load(path) -> dict:
+        """Read a state file written by ``save`` (pass it to ``Trainer.load_state_dict``)."""
+        return load_state(path)
+
+
+class ProgressBar(Callback):
+    """A tqdm progress bar per epoch (on stderr), showing the running loss."""
+
+    def __init__(self, total_epochs: int | None = None, file=None, disable: bool | None = None):
+        self.total_epochs, self.file, self.disable = total_epochs, file or sys.stderr, disable
+        self.bar = None
+
+    def on_epoch_begin(self, trainer):
+        from tqdm.auto import tqdm
+
+        label = f"epoch {trainer.epoch + 1}" + (f"/{self.total_epochs}" if self.total_epochs else "")
+        self.bar = tqdm(desc=label, unit="batch", file=self.file, leave=False, disable=self.disable, dynamic_ncols=True)
+
+    def on_batch_end(self, trainer, logs):
+        if self.bar is None:
+            self.on_epoch_begin(trainer)  # resumed mid-epoch
+        self.bar.update(1)
+        if trainer.global_step % 20 == 0:
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+    def on_epoch_end(self, trainer, row):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        parts = [f"epoch {row['epoch']}"] + [
+            f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step", "lr") and isinstance(v, float)
+        ]
+        if not self.disable:
+            print("  ".join(parts), file=self.file, flush=True)
+
+    def on_fit_end(self, trainer):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class NaNGuard(Callback):
+    """Stop at the first non-finite loss, naming the step and the first layer whose
+    output (or parameter, or gradient) went non-finite.
+
+    With ``rollback=True`` and a ``Checkpoint`` among the callbacks, it instead restores
+    the last saved state, halves the learning rate and goes on (at most
+    ``max_rollbacks`` times).
+    """
+
+    order = 50  # before Checkpoint
+
+    def __init__(self, rollback: bool = False, max_rollbacks: int = 3):
+        self.rollback, self.max_rollbacks = rollback, int(max_rollbacks)
+        self.rollbacks = 0
+        self.report: str | None = None
+
+    def on_before_step(self, trainer, logs):
+        if math.isfinite(logs["loss"]):
+            return
+        trainer.skip_step = True  # the parameters stay as they were when the loss went bad
+        self.report = f"step {trainer.global_step + 1}: loss is {logs['loss']}; " + locate_non_finite(trainer)
+        ckpt = next((cb for cb in trainer.callbacks if isinstance(cb, Checkpoint)), None)
+        if self.rollback and ckpt is not None and ckpt.state_path.exists() and self.rollbacks < self.max_rollbacks:
+            rollbacks = self.rollbacks + 1
+            lr = trainer.optimizer.param_groups[0]["lr"]
+            trainer.load_state_dict(load_state(ckpt.state_path))
+            self.rollbacks = rollbacks  # (loading the state restored the old count)
+            _scale_learning_rates(trainer, 0.5)
+            print(
+                f"NaNGuard: {self.report}; rolled back to step {trainer.global_step}, "
+                f"lr halved ({lr:g} -> {trainer.optimizer.param_groups[0]['lr']:g})",
+                file=sys.stderr,
+            )
+            trainer.restart_requested = True  # the loop continues from the restored position
+            return
+        trainer.stop_training = True
+        trainer.stop_reason = f"NaNGuard: {self.report}"
+
+    def state_dict(self):
+        return {"rollbacks": self.rollbacks}
+
+    def load_state_dict(self, state):
+        self.rollbacks = state["rollbacks"]
+
+
+def _scale_learning_rates(trainer, factor: float) -> None:
+    """Multiply every learning rate by ``factor``: the groups' and their schedulers' bases."""
+    for g in trainer.optimizer.param_groups:
+        g["lr"] *= factor
+        for key in ("initial_lr", "max_lr", "min_lr"):
+            if key in g:
+                g[key] *= factor
+    for cb in trainer.callbacks:
+        sched = getattr(cb, "scheduler", None)
+        while sched is not None:
+            if hasattr(sched, "base_lrs"):
+                sched.base_lrs = [b * factor for b in sched.base_lrs]
+            if hasattr(sched, "min_lrs"):
+                sched.min_lrs = [b * factor for b in sched.min_lrs]
+            sched = getattr(sched, "after", None)
+
+
+def locate_non_finite(trainer) -> str:
+    """Replay the last batch layer by layer and name the first non-finite tensor."""
+    model = trainer.model
+    for name, p in model.named_parameters():
+        if not np.isfinite(p.data).all():
+            return f"parameter {name} is non-finite (e.g. {_first_bad(p.data)})"
+    xb, _ = trainer.last_batch
+    if not np.isfinite(xb).all():
+        return f"the input batch contains {_first_bad(xb)}"
+    layers = list(model) if hasattr(model, "__iter__") else [model]
+    h = xb
+    with np.errstate(all="ignore"):
+        for i, layer in enumerate(layers):
+            h = layer(h)
+            if not np.isfinite(h).all():
+                return f"output of layer {i} ({type(layer).__name__}) went non-finite ({_first_bad(h)})"
+    for name, p in model.named_parameters():
+        if not np.isfinite(p.grad).all():
+            return f"gradient of {name} is non-finite ({_first_bad(p.grad)})"
+    return "the loss itself overflowed (outputs were finite)"
+
+
+def _first_bad(a: np.ndarray) -> str:
+    bad = a[~np.isfinite(a)]
+    return f"value {bad.flat[0]}" if bad.size else "no bad value"

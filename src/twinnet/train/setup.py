@@ -1,0 +1,100 @@
+"""Turn a TrainConfig into the objects a run needs: model, loss, optimiser, schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twinnet import losses, optim
+from twinnet.config import ConfigError, TrainConfig
+from twinnet.models import build_mlp
+
+
+def check_layers_fit(config: TrainConfig, n_features: int, task: str, n_classes: int | None) -> None:
+    """The first layer must match the data's features, the last the task's outputs."""
+    first, last = config.layers[0], config.layers[-1]
+    if first != n_features:
+        raise ConfigError(
+            f"config key 'layers': the first size must equal the {n_features} features of "
+            f"dataset {config.dataset!r}, got {first} (layers {config.layers})"
+        )
+    want = n_classes if task == "multiclass" else 1
+    if last != want:
+        what = f"{n_classes} classes" if task == "multiclass" else f"one output for a {task} task"
+        raise ConfigError(
+            f"config key 'layers': the last size must be {want} ({what} of dataset "
+            f"{config.dataset!r}), got {last} (layers {config.layers})"
+        )
+
+
+def make_model(config: TrainConfig):
+    return build_mlp(
+        config.layers,
+        activation=config.activation,
+        dropout=config.dropout,
+        norm=config.norm,
+        init=config.init,
+        dtype=np.dtype(config.dtype),
+        rng=np.random.default_rng(config.seed),
+    )
+
+
+def make_loss(config: TrainConfig, task: str):
+    if task == "multiclass":
+        return losses.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    if task == "binary":
+        return losses.BCEWithLogitsLoss()
+    return losses.MSELoss()
+
+
+def make_optimizer(config: TrainConfig, model):
+    """Biases and normalisation parameters are never weight-decayed."""
+    groups = optim.param_groups(model, config.weight_decay)
+    groups = [g for g in groups if g["params"]]
+    name, lr = config.optimizer, config.lr
+    if name == "sgd":
+        return optim.SGD(groups, lr=lr)
+    if name == "momentum":
+        return optim.SGD(groups, lr=lr, momentum=config.momentum)
+    if name == "nesterov":
+        return optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=True)
+    if name == "rmsprop":
+        return optim.RMSprop(groups, lr=lr)
+    if name == "adagrad":
+        return optim.Adagrad(groups, lr=lr)
+    if name == "adam":
+        return optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return optim.AdamW(groups, lr=lr)
+    raise ConfigError(f"config key 'optimizer': unknown optimizer {name!r}")
+
+
+def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
+    """(scheduler, interval) for the configured schedule, or (None, None)."""
+    s = optim.lr_scheduler
+    total = config.epochs * steps_per_epoch
+    name = config.schedule
+    if name == "none":
+        return None, None
+    if name == "step":
+        return s.StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1), "epoch"
+    if name == "exponential":
+        return s.ExponentialLR(optimizer, gamma=0.9), "epoch"
+    if name == "cosine":
+        if config.warmup_steps:
+            return _warmup_cosine(config, optimizer, total), "step"
+        return s.CosineAnnealingLR(optimizer, T_max=total), "step"
+    if name == "warmup-cosine":
+        return _warmup_cosine(config, optimizer, total), "step"
+    if name == "onecycle":
+        return s.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total), "step"
+    if name == "plateau":
+        return s.ReduceLROnPlateau(optimizer, factor=0.5, patience=1), "epoch"
+    raise ConfigError(f"config key 'schedule': unknown schedule {name!r}")
+
+
+def _warmup_cosine(config, optimizer, total):
+    s = optim.lr_scheduler
+    warmup = config.warmup_steps or max(1, total // 20)
+    warmup = min(warmup, total - 1) if total > 1 else 1
+    after = s.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
+    return s.LinearWarmup(optimizer, warmup_steps=warmup, start_factor=0.1, after=after)

@@ -46,7 +46,8 @@ class TrainConfig:
     warmup_steps: int = 0
     epochs: int = 8
     batch_size: int = 128
-    val_fraction: float = 0.1
+    val_fraction: float | None = None
+    n_samples: int | None = None
     label_smoothing: float = 0.0
     clip_grad_norm: float = 0.0
     early_stopping: int = 0
@@ -86,7 +87,16 @@ class TrainConfig:
         need(_integer(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
         need(_integer(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
         need(_integer(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
-        need(_number(self.val_fraction) and 0 <= self.val_fraction < 1, "val_fraction", "a number in [0, 1)")
+        need(
+            self.val_fraction is None or (_number(self.val_fraction) and 0 <= self.val_fraction < 1),
+            "val_fraction",
+            "a number in [0, 1) (default: the dataset's own)",
+        )
+        need(
+            self.n_samples is None or (_integer(self.n_samples) and self.n_samples >= 1),
+            "n_samples",
+            "a positive integer (train on a subset; default: all)",
+        )
         need(_number(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)")
         need(_number(self.clip_grad_norm) and self.clip_grad_norm >= 0, "clip_grad_norm", "a number >= 0 (0: off)")
         need(_integer(self.early_stopping) and self.early_stopping >= 0, "early_stopping", "a patience in epochs >= 0 (0: off)")

@@ -45,6 +45,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="number of epochs")
     p.add_argument("--batch-size", type=int, help="mini-batch size")
     p.add_argument("--val-fraction", type=float, help="fraction of the training set held out for validation")
+    p.add_argument("--n-samples", type=int, help="train on a random subset of this many examples")
     p.add_argument("--label-smoothing", type=float, help="label smoothing for cross-entropy")
     p.add_argument("--clip-grad-norm", type=float, help="clip the global gradient norm (0: off)")
     p.add_argument("--early-stopping", type=int, help="patience in epochs on val_loss (0: off)")

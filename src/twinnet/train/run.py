@@ -92,6 +92,7 @@ def load_splits(config: TrainConfig):
         data_dir=config.data_dir,
         seed=config.seed,
         val_fraction=config.val_fraction,
+        n_samples=config.n_samples,
         dtype=np.dtype(config.dtype),
     )
 

@@ -77,6 +77,11 @@ class MSELoss(Loss):
         return diff * (2.0 / diff.size)
 
 
+# PyTorch floors p (1 - p) in BCELoss's gradient at its float constant 1e-12, which is
+# 9.99999996e-13 even in float64; the same number here makes the two agree exactly at p = 0, 1
+_BCE_GRAD_FLOOR = float(np.float32(1e-12))
+
+
 class BCELoss(Loss):
     """Binary cross-entropy on probabilities p in [0, 1]:
     L = -mean(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does,
@@ -97,7 +102,7 @@ class BCELoss(Loss):
     def backward(self):
         p, t = self._cached()
         # dL/dp = (p - t) / (p (1 - p)) / N, the denominator floored at 1e-12 as in PyTorch
-        return (p - t) / np.maximum(p * (1 - p), 1e-12) / p.size
+        return (p - t) / np.maximum(p * (1 - p), _BCE_GRAD_FLOOR) / p.size
 
 
 class BCEWithLogitsLoss(Loss):

@@ -22,13 +22,20 @@ class _Elementwise(Module):
         check_input(self, x, ndim=None)
 
 
-class Identity(Module):
+class Identity(_Elementwise):
     """y = x (a placeholder layer; the gradient passes through unchanged)."""
 
+    def __init__(self):
+        super().__init__()
+        self._seen = None  # nothing to cache, but backward before forward is still an error
+
     def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check(x)
+        self._seen = True
         return x
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        check_cached(self, self._seen)
         # dL/dx = dL/dy
         return grad_out
 

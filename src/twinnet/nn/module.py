@@ -37,15 +37,21 @@ class Module:
                 f"{type(self).__name__}.__init__ must call super().__init__() "
                 "before assigning attributes"
             )
-        is_buffer = name in self._buffers  # assigning to a buffer keeps it a buffer
-        for table in (self._parameters, self._buffers, self._modules):
-            table.pop(name, None)
-        if is_buffer and not isinstance(value, Parameter | Module):
-            self._buffers[name] = True
+        if name in self._buffers and not isinstance(value, Parameter | Module):
+            table, entry = self._buffers, True  # assigning to a buffer keeps it a buffer
         elif isinstance(value, Parameter):
-            self._parameters[name] = value
+            table, entry = self._parameters, value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            table, entry = self._modules, value
+        else:
+            table, entry = None, None
+        # forget the name in the other tables; in its own table a replaced entry keeps its
+        # place (as in torch), so names and Sequential's order survive reassignment
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not table:
+                other.pop(name, None)
+        if table is not None:
+            table[name] = entry
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
@@ -220,11 +226,15 @@ class Sequential(Module):
         return grad_out
 
 
-def check_input(layer: Module, x, features: int | None = None, ndim: int | None = 2) -> None:
+def check_input(
+    layer: Module, x, features: int | None = None, ndim: int | None = 2, dtype=None
+) -> None:
     """Raise a clear error when ``x`` cannot go into ``layer``.
 
     ``features`` is the size the last axis must have (None: any); ``ndim`` the number
-    of axes (None: at least 1). Cheap enough to run on every forward.
+    of axes (None: at least 1); ``dtype`` the layer's parameter dtype, which ``x`` must
+    have (None: any float), so float32 is never silently upcast. Cheap enough to run
+    on every forward.
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{layer!r} expects a numpy array, got {type(x).__name__}")
@@ -232,6 +242,11 @@ def check_input(layer: Module, x, features: int | None = None, ndim: int | None 
         raise TypeError(
             f"{layer!r} expects a floating-point array, got dtype {x.dtype}; "
             "convert with x.astype(np.float32)"
+        )
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{layer!r} has {np.dtype(dtype)} parameters but got {x.dtype} input; "
+            f"convert with x.astype(np.{np.dtype(dtype)})"
         )
     if ndim is not None and x.ndim != ndim:
         raise ValueError(

@@ -35,6 +35,8 @@ class BatchNorm1d(Module):
         if not 0 <= momentum <= 1:
             raise ValueError(f"BatchNorm1d momentum must be in [0, 1], got {momentum}")
         self.num_features = int(num_features)
+        # the input must match the parameters' dtype; without any arrays, any float dtype works
+        self.dtype = np.dtype(dtype) if affine or track_running_stats else None
         self.eps = float(eps)
         self.momentum = float(momentum)
         self.affine = affine
@@ -49,7 +51,7 @@ class BatchNorm1d(Module):
         self._cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_input(self, x, self.num_features)
+        check_input(self, x, self.num_features, dtype=self.dtype)
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             n = x.shape[0]
@@ -129,6 +131,8 @@ class LayerNorm(Module):
         if eps <= 0:
             raise ValueError(f"LayerNorm eps must be > 0, got {eps}")
         self.normalized_shape = int(normalized_shape)
+        # the input must match the parameters' dtype; without any, any float dtype works
+        self.dtype = np.dtype(dtype) if elementwise_affine else None
         self.eps = float(eps)
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
@@ -137,7 +141,7 @@ class LayerNorm(Module):
         self._cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_input(self, x, self.normalized_shape, ndim=None)
+        check_input(self, x, self.normalized_shape, ndim=None, dtype=self.dtype)
         mean = x.mean(axis=-1, keepdims=True)  # (B, 1)
         var = x.var(axis=-1, keepdims=True)  # (B, 1)
         inv_std = 1.0 / np.sqrt(var + self.eps)

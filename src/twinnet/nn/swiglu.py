@@ -44,7 +44,7 @@ class SwiGLU(Module):
         self._cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_input(self, x, self.in_features)
+        check_input(self, x, self.in_features, dtype=self.gate.weight.dtype)
         g = self.gate(x)  # (B, H)
         u = self.up(x)  # (B, H)
         s = special.expit(g)

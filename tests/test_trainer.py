@@ -216,3 +216,30 @@ def test_metrics_by_hand():
     assert M.roc_auc(np.array([0.5, 0.5]), np.array([1, 0])) == 0.5
     cm = M.confusion_matrix(y, M.predict_labels(scores, "multiclass"), 3)
     assert cm.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def test_first_layer_skips_the_unused_input_gradient_only_during_fit():
+    from twinnet import nn
+
+    rng = np.random.default_rng(0)
+    layer = nn.Linear(5, 4, dtype=np.float64, rng=rng)
+    x, g = rng.normal(size=(3, 5)), rng.normal(size=(3, 4))
+    layer(x)
+    full = layer.backward(g)
+    expected_w = layer.weight.grad.copy()
+    layer.zero_grad()
+    layer.input_grad = False
+    layer(x)
+    assert layer.backward(g) is None
+    assert np.array_equal(layer.weight.grad, expected_w) and full.shape == (3, 5)
+
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_end(self, trainer, logs):
+            seen.append(trainer.model[0].input_grad)
+
+    x, y = blobs(n=64)
+    trainer = make(callbacks=[Spy()])
+    trainer.fit((x, y), epochs=1, batch_size=32)
+    assert seen == [False, False] and trainer.model[0].input_grad is True

@@ -28,6 +28,11 @@ class Linear(Module):
         rng: ``np.random.Generator`` for the initial values (seed it for repeatable runs).
 
     Shapes: input (B, in_features) -> output (B, out_features).
+
+    ``input_grad`` (attribute, default True): when False, ``backward`` fills the
+    parameter gradients but skips dL/dx and returns None. The Trainer sets it on the
+    first layer of a Sequential, whose input is the data: that saves one of the three
+    matrix products of the layer's backward pass.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class Linear(Module):
             self.bias = Parameter(b)
         else:
             self.bias = None
+        self.input_grad = True
         self._x = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -88,6 +94,8 @@ class Linear(Module):
         if self.bias is not None:
             # dL/db = sum over the batch of dL/dy                  (out,)
             self.bias.grad += grad_out.sum(axis=0)
+        if not self.input_grad:
+            return None
         # dL/dx = dL/dy W                                         (B, in)
         return grad_out @ self.weight.data
 

@@ -105,12 +105,19 @@ class Trainer:
         val_xy = _xy(val) if val is not None else None
         loader = BatchLoader(x, y, batch_size, shuffle=shuffle, seed=self.seed)
         self.stop_training = False
+        first = _first_linear(self.model)
+        if first is not None:
+            first.input_grad = False  # nobody needs dL/d(data): skip that matrix product
         self._call("on_fit_begin")
-        with self._interrupt_guard():
-            while self.epoch < epochs and not self.stop_training:
-                self._run_epoch(loader, val_xy)
-                if self.restart_requested:
-                    self.restart_requested = False
+        try:
+            with self._interrupt_guard():
+                while self.epoch < epochs and not self.stop_training:
+                    self._run_epoch(loader, val_xy)
+                    if self.restart_requested:
+                        self.restart_requested = False
+        finally:
+            if first is not None:
+                first.input_grad = True
         if self.interrupted:
             self._call("on_interrupt")
         self._call("on_fit_end")
@@ -265,6 +272,15 @@ class Trainer:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+
+def _first_linear(model):
+    """The Linear layer that receives the data first in a Sequential, if any."""
+    from twinnet.nn import Linear, Sequential
+
+    if isinstance(model, Sequential) and len(model) and isinstance(model[0], Linear):
+        return model[0]
+    return None
 
 
 def _xy(data):

@@ -150,8 +150,8 @@ def _digit_png(path: Path) -> np.ndarray:
 def cmd_predict(args) -> int:
     from twinnet.data import apply_scaler
     from twinnet.train import metrics as M
-    from twinnet.train.trainer import Trainer
     from twinnet.train.setup import make_loss
+    from twinnet.train.trainer import Trainer
 
     config, model, task, meta = _load_run(args.dir)
     scaler = json.loads(meta.get("scaler", "null"))

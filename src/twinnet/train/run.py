@@ -21,8 +21,21 @@ import numpy as np
 from twinnet import data as datasets
 from twinnet.checkpoint import save_weights
 from twinnet.config import ConfigError, TrainConfig
-from twinnet.train.callbacks import Callback, Checkpoint, EarlyStopping, LRSchedulerCallback, NaNGuard, ProgressBar
-from twinnet.train.setup import check_layers_fit, make_loss, make_model, make_optimizer, make_scheduler
+from twinnet.train.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    LRSchedulerCallback,
+    NaNGuard,
+    ProgressBar,
+)
+from twinnet.train.setup import (
+    check_layers_fit,
+    make_loss,
+    make_model,
+    make_optimizer,
+    make_scheduler,
+)
 from twinnet.train.state import load_state
 from twinnet.train.trainer import Trainer
 from twinnet.utils import atomic_write

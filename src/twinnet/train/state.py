@@ -38,18 +38,35 @@ def _split(obj, path: str, tensors: dict):
     return obj
 
 
-def _join(obj, tensors: dict):
+class _BadState(ValueError):
+    """A state document that ``_split`` cannot have written (the file was edited)."""
+
+
+def _join(obj, tensors: dict, where: str = "state"):
+    """Undo ``_split``; ``where`` is the path of ``obj``, for the error message."""
     if isinstance(obj, dict):
         if _TENSOR_TAG in obj:
-            return tensors[obj[_TENSOR_TAG]]
+            key = obj[_TENSOR_TAG]
+            if not isinstance(key, str) or key not in tensors:
+                raise _BadState(f"{where} refers to a missing tensor {key!r}")
+            return tensors[key]
         if _TUPLE_TAG in obj:
-            return tuple(_join(v, tensors) for v in obj[_TUPLE_TAG])
+            if not isinstance(obj[_TUPLE_TAG], list):
+                raise _BadState(f"{where} is a malformed tuple")
+            return tuple(_join(v, tensors, f"{where}/{i}") for i, v in enumerate(obj[_TUPLE_TAG]))
         intkeys = obj.get("__intkeys__", False)
-        return {
-            (int(k) if intkeys else k): _join(v, tensors) for k, v in obj.items() if k != "__intkeys__"
-        }
+        out = {}
+        for k, v in obj.items():
+            if k == "__intkeys__":
+                continue
+            if intkeys:
+                if not k.lstrip("-").isdigit():
+                    raise _BadState(f"{where} should have integer keys, got {k!r}")
+                k = int(k)
+            out[k] = _join(v, tensors, f"{where}/{k}")
+        return out
     if isinstance(obj, list):
-        return [_join(v, tensors) for v in obj]
+        return [_join(v, tensors, f"{where}/{i}") for i, v in enumerate(obj)]
     return obj
 
 
@@ -67,9 +84,11 @@ def load_state(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: not a twinnet training-state file")
     try:
         doc = json.loads(metadata["state"])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise CheckpointError(f"{path}: training state metadata is not valid JSON") from None
     try:
         return _join(doc, tensors)
-    except KeyError as e:
-        raise CheckpointError(f"{path}: training state refers to a missing tensor {e}") from None
+    except _BadState as e:
+        raise CheckpointError(f"{path}: training state {e}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: training state is nested too deeply") from None

@@ -243,3 +243,17 @@ def test_first_layer_skips_the_unused_input_gradient_only_during_fit():
     trainer = make(callbacks=[Spy()])
     trainer.fit((x, y), epochs=1, batch_size=32)
     assert seen == [False, False] and trainer.model[0].input_grad is True
+
+
+def test_state_round_trip_keeps_zero_dimensional_buffers(tmp_path):
+    from twinnet.train.state import save_state
+
+    x, y = blobs(n=64)
+    model = build_mlp([5, 8, 3], norm="batch", rng=0)
+    t = Trainer(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1))
+    t.fit((x, y), epochs=1, batch_size=32)
+    save_state(tmp_path / "s.safetensors", t.state_dict())
+    state = load_state(tmp_path / "s.safetensors")
+    assert state["model"]["1.num_batches_tracked"].shape == ()
+    assert int(state["model"]["1.num_batches_tracked"]) == 2
+    t.load_state_dict(state)  # must not raise a shape mismatch

@@ -59,8 +59,15 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps (0: epoch ends only)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr (exit 2) like every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"twinnet: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="twinnet",
         description="Neural networks from scratch in NumPy, built twice (PyTorch twin).",
     )
@@ -105,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("trace", help="print the forward and backward pass of the 2-2-1 worked example")
-    p.add_argument("--x", type=lambda s: [float(v) for v in s.split(",")], default=None, help="input, e.g. 0.5,0.1")
+    p.add_argument("--x", default=None, help="input, e.g. 0.5,0.1")
     p.add_argument("--y", type=float, default=None, help="target (default 1)")
     p.add_argument("--w1", default=None, help="W1 row-major, e.g. 0.1,0.2,0.3,0.4")
     p.add_argument("--b1", default=None, help="b1, e.g. 0,0")
@@ -141,10 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     handler = getattr(commands, f"cmd_{args.command}")
     try:
         return int(handler(args) or 0)
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except KeyboardInterrupt:
         print("twinnet: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, KeyError, ImportError) as e:
+    except (ValueError, TypeError, OSError, KeyError, ImportError, MemoryError) as e:
         if os.environ.get("TWINNET_DEBUG"):
             raise
         message = " ".join(str(e).split()) or type(e).__name__

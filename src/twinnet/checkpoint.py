@@ -12,6 +12,8 @@ rename), so a crash never leaves a half-written checkpoint under the final name.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import math
 import os
@@ -67,12 +69,17 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint not found: {path}") from None
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: a crafted header of deeply nested brackets
         raise CheckpointError(f"{path}: not a safetensors file (header is not JSON)") from None
+    except _DuplicateKey as e:
+        # two entries under one name: a reader taking the other one would see another tensor
+        raise CheckpointError(f"{path}: header names {e} twice") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: not a safetensors file (header is not a JSON object)")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
@@ -83,15 +90,15 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in _DTYPES:
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise CheckpointError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
         if (
             not isinstance(offsets, list)
             or len(offsets) != 2
-            or not all(isinstance(o, int) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1] <= data_size
+            or not all(_is_count(o) for o in offsets)
+            or not offsets[0] <= offsets[1] <= data_size
         ):
             raise CheckpointError(
                 f"{path}: tensor {name!r} has byte offsets {offsets!r} outside the "
@@ -113,6 +120,25 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
     if end != data_size:
         raise CheckpointError(f"{path}: {data_size - end} bytes of data belong to no tensor")
     return header, metadata
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json object hook: a dict, refusing a key that appears twice."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(repr(key))
+        out[key] = value
+    return out
+
+
+def _is_count(v) -> bool:
+    """A JSON integer >= 0 (JSON true/false are not numbers, though Python's bool is an int)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def load_tensors(
@@ -141,11 +167,15 @@ def load_tensors(
             raise CheckpointError(
                 f"{path} does not fit this model (different architecture?): " + "; ".join(problems)
             )
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    # the header is known to be sane now; the library reads the data
-    with safe_open(str(path), framework="np") as f:
-        tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    # the header is known to be sane now; the library reads the data. Should it still
+    # disagree (or the file change under us), that is a bad file, not a crash.
+    try:
+        with safe_open(str(path), framework="np") as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    except SafetensorError as e:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from None
     return tensors, metadata
 
 
@@ -155,8 +185,21 @@ def save_tensors(
     """Write ``tensors`` (and string ``metadata``) to ``path`` atomically in safetensors format."""
     from safetensors.numpy import save
 
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them shape (1,))
+    arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
     atomic_write(path, save(arrays, metadata=metadata))
+    _remove_stale_temp_files(Path(path))
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Delete ``.<name>.*.tmp`` files next to ``path``: what a process killed in the middle
+    of an atomic write of ``path`` leaves behind (utils.atomic_open names its temp files so).
+    They never shadow the real file (it is only ever read under its own name), but each
+    one holds a partial checkpoint's worth of disk space. One writer per file is assumed.
+    """
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def save_weights(path: str | os.PathLike, model, metadata: dict[str, str] | None = None) -> None:

@@ -8,6 +8,7 @@ that is needed to rerun (or resume) the run.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,13 @@ from pathlib import Path
 import tomli_w
 
 from twinnet.models import ACTIVATIONS, NORMS
+from twinnet.nn.init import WEIGHT_INITS
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 SCHEDULES = ("none", "step", "exponential", "cosine", "warmup-cosine", "onecycle", "plateau")
 DTYPES = ("float32", "float64")
 ENGINES = ("numpy", "torch")
+INITS = ("default", "auto", *(k for k in WEIGHT_INITS if k != "default"))
 
 
 class ConfigError(ValueError):
@@ -69,6 +72,7 @@ class TrainConfig:
                 raise ConfigError(f"config key {key!r}: expected {expected}, got {getattr(self, key)!r}")
 
         need(isinstance(self.dataset, str) and self.dataset != "", "dataset", "a dataset name")
+        need(self.data_dir is None or isinstance(self.data_dir, str), "data_dir", "a folder path")
         need(
             isinstance(self.layers, list)
             and len(self.layers) >= 2
@@ -76,14 +80,15 @@ class TrainConfig:
             "layers",
             "at least two positive integers, e.g. [784, 512, 256, 10]",
         )
-        need(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
-        need(self.norm in NORMS, "norm", f"one of {list(NORMS)}")
+        need(_choice(self.activation, ACTIVATIONS), "activation", f"one of {sorted(ACTIVATIONS)}")
+        need(_choice(self.init, INITS), "init", f"one of {list(INITS)}")
+        need(_choice(self.norm, NORMS), "norm", f"one of {list(NORMS)}")
         need(_number(self.dropout) and 0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
-        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {list(OPTIMIZERS)}")
+        need(_choice(self.optimizer, OPTIMIZERS), "optimizer", f"one of {list(OPTIMIZERS)}")
         need(_number(self.lr) and self.lr > 0, "lr", "a number > 0")
         need(_number(self.momentum) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
         need(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
-        need(self.schedule in SCHEDULES, "schedule", f"one of {list(SCHEDULES)}")
+        need(_choice(self.schedule, SCHEDULES), "schedule", f"one of {list(SCHEDULES)}")
         need(_integer(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
         need(_integer(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
         need(_integer(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
@@ -101,8 +106,8 @@ class TrainConfig:
         need(_number(self.clip_grad_norm) and self.clip_grad_norm >= 0, "clip_grad_norm", "a number >= 0 (0: off)")
         need(_integer(self.early_stopping) and self.early_stopping >= 0, "early_stopping", "a patience in epochs >= 0 (0: off)")
         need(_integer(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
-        need(self.dtype in DTYPES, "dtype", f"one of {list(DTYPES)}")
-        need(self.engine in ENGINES, "engine", f"one of {list(ENGINES)}")
+        need(_choice(self.dtype, DTYPES), "dtype", f"one of {list(DTYPES)}")
+        need(_choice(self.engine, ENGINES), "engine", f"one of {list(ENGINES)}")
         need(isinstance(self.device, str), "device", "'cpu' or 'cuda'")
         need(_integer(self.nproc) and self.nproc >= 1, "nproc", "an integer >= 1")
         need(isinstance(self.diagnostics, bool), "diagnostics", "true or false")
@@ -118,7 +123,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
-        unknown = sorted(set(values) - set(cls.keys()))
+        if not isinstance(values, dict):
+            kind = type(values).__name__
+            raise ConfigError(f"{source}: expected a table of config keys, got {kind}")
+        unknown = sorted(set(values) - set(cls.keys()), key=str)
         if unknown:
             raise ConfigError(
                 f"{source}: unknown config key {unknown[0]!r}; valid keys are {', '.join(cls.keys())}"
@@ -135,6 +143,8 @@ class TrainConfig:
             raise FileNotFoundError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not valid TOML (not UTF-8 text)") from None
         values = values.get("train", values)  # accept a [train] table or top-level keys
         return cls.from_dict(values, source=str(path))
 
@@ -153,7 +163,18 @@ class TrainConfig:
 
 
 def _number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+    """A finite real number (not a bool, nan, inf, or an integer too large for a float)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # e.g. lr = 10**400 from a TOML file
+        return False
+
+
+def _choice(v, options) -> bool:
+    """``v`` is one of the string ``options`` (a list or dict in a TOML file is not)."""
+    return isinstance(v, str) and v in options
 
 
 def _integer(v) -> bool:

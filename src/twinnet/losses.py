@@ -39,10 +39,14 @@ class Loss:
         return self._cache
 
     def _check_pred(self, pred) -> None:
-        if not isinstance(pred, np.ndarray) or pred.dtype.kind != "f":
+        # float32 or float64 only: scipy's expit would turn a float16 gradient into float64
+        if not isinstance(pred, np.ndarray) or pred.dtype not in (np.float32, np.float64):
             kind = pred.dtype if isinstance(pred, np.ndarray) else type(pred).__name__
-            raise TypeError(f"{type(self).__name__} expects a floating numpy array as prediction, got {kind}")
-        if pred.ndim == 0 or pred.shape[0] == 0:
+            raise TypeError(
+                f"{type(self).__name__} expects a floating numpy array as prediction, got {kind} "
+                "(float32 or float64)"
+            )
+        if pred.ndim == 0 or pred.size == 0:  # (B, 0) too: the mean of nothing is nan
             raise ValueError(f"{type(self).__name__} expects a non-empty batch, got prediction shape {pred.shape}")
 
     def _float_target(self, pred: np.ndarray, target) -> np.ndarray:

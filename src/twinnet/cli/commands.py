@@ -179,6 +179,10 @@ def cmd_gradcheck(args) -> int:
     from twinnet import check, losses
     from twinnet.models import build_mlp
 
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not args.eps > 0:
+        raise ValueError(f"--eps must be > 0, got {args.eps}")
     rng = np.random.default_rng(args.seed)
     model = build_mlp(args.layers, args.activation, dropout=args.dropout, norm=args.norm, dtype=np.float64, rng=rng)
     n_out = args.layers[-1]

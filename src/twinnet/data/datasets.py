@@ -32,6 +32,7 @@ so the same arguments always give the same splits.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -435,10 +436,14 @@ def from_arrays(
     test = None if x_test is None else _check_xy(x_test, y_test, name, "x_test", "y_test")
     if test is not None and test[0].shape[1] != x.shape[1]:
         raise ValueError(f"x_test must have {x.shape[1]} features like x, got {test[0].shape[1]}")
+    if test is not None and (y.dtype.kind in "US") != (test[1].dtype.kind in "US"):
+        raise ValueError(f"y and y_test must both hold numbers or both strings, got {y.dtype} and {test[1].dtype}")
     if task is None:
         task = "regression" if np.issubdtype(y.dtype, np.floating) else None
     if task not in (*TASKS, None):
         raise ValueError(f"task must be one of {', '.join(TASKS)} or None, got {task!r}")
+    if task == "regression" and y.dtype.kind not in "biuf":
+        raise ValueError(f"dataset {name!r}: regression targets y must be numbers, got dtype {y.dtype}")
     n_classes = None
     if task != "regression":
         y_all = y if test is None else np.concatenate([y, test[1]])
@@ -571,6 +576,17 @@ def _check_xy(x, y, name: str, xname: str, yname: str) -> tuple[np.ndarray, np.n
         )
     if len(x) == 0:
         raise ValueError(f"dataset {name!r}: {xname} is empty")
+    if y.dtype == object:  # e.g. a pandas column: numbers or strings, but not a mix of both
+        kinds = {type(v) for v in y.flat}
+        if kinds <= {str}:
+            y = y.astype(str)
+        elif all(issubclass(k, numbers.Real) for k in kinds):
+            y = np.array(y.tolist())  # int64 if all are integers, else float64
+        else:
+            names = sorted(k.__name__ for k in kinds)
+            raise ValueError(f"dataset {name!r}: {yname} must hold numbers or strings, got {names}")
+    if y.dtype.kind not in "biufUS":
+        raise ValueError(f"dataset {name!r}: {yname} must hold numbers or strings, got dtype {y.dtype}")
     return x, y
 
 

@@ -156,10 +156,11 @@ class GELU(_Elementwise):
         x = self._x
         if self.approximate == "tanh":
             t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
+            sech2 = 1 - t * t
             # dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-            local = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (
-                1 + 3 * 0.044715 * x * x
-            )
+            slope = 0.5 * x * sech2 * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            # where tanh has saturated, 1 - t^2 is exactly 0 and so is the term (even if x^2 overflowed)
+            local = 0.5 * (1 + t) + np.where(sech2 == 0, 0, slope)
             return grad_out * local
         cdf = 0.5 * (1 + special.erf(x / _SQRT_2))
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
@@ -206,6 +207,8 @@ class Softmax(_Elementwise):
 
     def forward(self, x):
         self._check(x)
+        if not -x.ndim <= self.dim < x.ndim or x.shape[self.dim] == 0:
+            raise ValueError(f"{self!r} needs a non-empty axis {self.dim}, got input of shape {x.shape}")
         # subtracting the max changes nothing mathematically and prevents overflow
         shifted = x - x.max(axis=self.dim, keepdims=True)
         e = np.exp(shifted)

@@ -233,14 +233,15 @@ def check_input(
 
     ``features`` is the size the last axis must have (None: any); ``ndim`` the number
     of axes (None: at least 1); ``dtype`` the layer's parameter dtype, which ``x`` must
-    have (None: any float), so float32 is never silently upcast. Cheap enough to run
-    on every forward.
+    have (None: float32 or float64), so float32 is never silently upcast. Other floats
+    (float16, longdouble) are refused: scipy's special functions would return float64
+    for them. Cheap enough to run on every forward.
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{layer!r} expects a numpy array, got {type(x).__name__}")
-    if x.dtype.kind != "f":
+    if x.dtype not in (np.float32, np.float64):
         raise TypeError(
-            f"{layer!r} expects a floating-point array, got dtype {x.dtype}; "
+            f"{layer!r} expects a floating-point array (float32 or float64), got dtype {x.dtype}; "
             "convert with x.astype(np.float32)"
         )
     if dtype is not None and x.dtype != dtype:
@@ -253,7 +254,9 @@ def check_input(
             f"{layer!r} expects input of shape (batch, {features if features else 'features'}), "
             f"got shape {x.shape}"
         )
-    if x.ndim == 0 or (features is not None and x.shape[-1] != features):
+    if x.ndim == 0:
+        raise ValueError(f"{layer!r} expects an array of at least one axis, got a 0-d array")
+    if features is not None and x.shape[-1] != features:
         raise ValueError(
             f"{layer!r} expects {features} features in the last axis, got input of shape {x.shape}"
         )

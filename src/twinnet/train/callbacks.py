@@ -241,8 +241,10 @@ class NaNGuard(Callback):
             rollbacks = self.rollbacks + 1
             lr = trainer.optimizer.param_groups[0]["lr"]
             trainer.load_state_dict(load_state(ckpt.state_path))
-            self.rollbacks = rollbacks  # (loading the state restored the old count)
-            _scale_learning_rates(trainer, 0.5)
+            # the restored lr carries the halvings done before the checkpoint was saved
+            # (their count is self.rollbacks now); halve once more for each one since
+            _scale_learning_rates(trainer, 0.5 ** (rollbacks - self.rollbacks))
+            self.rollbacks = rollbacks
             print(
                 f"NaNGuard: {self.report}; rolled back to step {trainer.global_step}, "
                 f"lr halved ({lr:g} -> {trainer.optimizer.param_groups[0]['lr']:g})",

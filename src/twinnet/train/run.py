@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from twinnet import data as datasets
-from twinnet.checkpoint import save_weights
+from twinnet.checkpoint import CheckpointError, save_weights
 from twinnet.config import ConfigError, TrainConfig
 from twinnet.train.callbacks import (
     Callback,
@@ -134,7 +134,10 @@ def run_training(
         if not (run_dir / "config.toml").is_file():
             raise RunError(f"cannot resume {run_dir}: no config.toml there (not a run folder)")
         if not (run_dir / STATE_FILE).is_file():
-            raise RunError(f"cannot resume {run_dir}: no checkpoint at {run_dir / STATE_FILE}")
+            raise RunError(
+                f"cannot resume {run_dir}: no checkpoint at {run_dir / STATE_FILE} (it stopped before "
+                f"its first checkpoint: delete {run_dir} and start again)"
+            )
         config = TrainConfig.from_toml(run_dir / "config.toml")
     config = config or TrainConfig()
     splits = load_splits(config)
@@ -180,7 +183,15 @@ def run_training(
         clip_grad_norm=config.clip_grad_norm, seed=config.seed,
     )
     if resume is not None:
-        trainer.load_state_dict(load_state(run_dir / STATE_FILE))
+        try:
+            trainer.load_state_dict(load_state(run_dir / STATE_FILE))
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            # a state file edited by hand (or from another run): never a traceback
+            raise CheckpointError(
+                f"{run_dir / STATE_FILE}: training state does not fit this run ({type(e).__name__}: {e})"
+            ) from None
         log(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.global_step}")
     val = splits.val if len(splits.val) else None
     trainer.fit(splits.train, val, epochs=config.epochs, batch_size=config.batch_size)

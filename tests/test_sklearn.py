@@ -120,7 +120,7 @@ def test_loss_and_gradients_equal_sklearn_backprop(head, weighted):
     model.zero_grad()
     objective = Objective(head, ours.n_outputs_, alpha)
     loss, grad, total = objective(model(X), target, w)
-    backward_params(model, grad, X)
+    backward_params(model, grad)
     loss += objective.penalty([m.weight for m in linears], total)
 
     if head == "regression":
@@ -181,7 +181,7 @@ def test_backward_params_equals_model_backward(norm):
     clf = quiet_fit(MLPClassifier((6, 4), norm=norm, dtype="float64", max_iter=1), X, y)
     model, loss_fn = clf.model_.train(), losses.CrossEntropyLoss()
     grads = []
-    for run in (model.backward, lambda g: backward_params(model, g, X)):
+    for run in (model.backward, lambda g: backward_params(model, g)):
         model.zero_grad()
         loss_fn(model(X), y)
         run(loss_fn.backward())

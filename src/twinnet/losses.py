@@ -28,9 +28,12 @@ class Loss:
         return self.forward(pred, target)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        """The loss of ``pred`` against ``target``, a mean over the batch, as a Python
+        float; caches what ``backward`` needs."""
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
+        """dL/d(pred) of the last ``forward``: same shape and dtype as ``pred``."""
         raise NotImplementedError
 
     def _cached(self):

@@ -61,6 +61,8 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """True when every tensor's relative error is below ``tol`` (or all its absolute
+        errors are below ``atol``)."""
         return all(self.ok(c) for c in self.checks)
 
     @property

@@ -63,14 +63,17 @@ def _fan(shape, mode: str) -> int:
 
 
 def uniform(shape, low=0.0, high=1.0, rng=None, dtype=np.float32) -> np.ndarray:
+    """U(low, high) samples of the given shape."""
     return _rng(rng).uniform(low, high, size=shape).astype(dtype)
 
 
 def normal(shape, mean=0.0, std=1.0, rng=None, dtype=np.float32) -> np.ndarray:
+    """N(mean, std^2) samples of the given shape."""
     return _rng(rng).normal(mean, std, size=shape).astype(dtype)
 
 
 def zeros(shape, dtype=np.float32) -> np.ndarray:
+    """An array of zeros (biases; a zero weight makes every unit of a layer identical)."""
     return np.zeros(shape, dtype=dtype)
 
 

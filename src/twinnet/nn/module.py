@@ -61,12 +61,16 @@ class Module:
 
     # -- the two methods every layer implements ----------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output for input ``x`` and cache what ``backward`` will need."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Given dL/d(output) of the last ``forward``, add dL/d(param) into every
+        ``param.grad`` (accumulating, like PyTorch) and return dL/d(input)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``module(x)`` is ``module.forward(x)``."""
         return self.forward(x)
 
     # -- traversal ----------------------------------------------------------------
@@ -94,6 +98,7 @@ class Module:
                 yield (f"{mod_name}.{name}" if mod_name else name), p
 
     def parameters(self) -> list[Parameter]:
+        """Every Parameter of this module and its descendants, in ``named_parameters`` order."""
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
@@ -112,9 +117,11 @@ class Module:
         return self
 
     def eval(self) -> Module:
+        """Set evaluation mode on this module and every descendant; same as ``train(False)``."""
         return self.train(False)
 
     def zero_grad(self) -> None:
+        """Set the gradient of every parameter to zero, in place."""
         for p in self.parameters():
             p.zero_grad()
 

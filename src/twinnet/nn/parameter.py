@@ -36,6 +36,7 @@ class Parameter:
         return self.data.size
 
     def zero_grad(self) -> None:
+        """Set ``grad`` to zero, in place."""
         self.grad.fill(0)
 
     def __repr__(self) -> str:

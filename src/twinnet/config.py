@@ -108,7 +108,14 @@ class TrainConfig:
         need(_integer(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
         need(_choice(self.dtype, DTYPES), "dtype", f"one of {list(DTYPES)}")
         need(_choice(self.engine, ENGINES), "engine", f"one of {list(ENGINES)}")
-        need(isinstance(self.device, str), "device", "'cpu' or 'cuda'")
+        need(
+            isinstance(self.device, str)
+            and (self.device in ("cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())),
+            "device",
+            "'cpu', 'cuda' or 'cuda:N'",
+        )
+        if self.device != "cpu" and self.engine != "torch":
+            raise ConfigError("config key 'device': only engine = 'torch' runs on a GPU; the numpy engine uses 'cpu'")
         need(_integer(self.nproc) and self.nproc >= 1, "nproc", "an integer >= 1")
         need(isinstance(self.diagnostics, bool), "diagnostics", "true or false")
         need(_integer(self.diagnostics_every) and self.diagnostics_every >= 1, "diagnostics_every", "an integer >= 1")

@@ -225,7 +225,8 @@ def run_training(
     try:
         from twinnet.train.plots import plot_curves
 
-        plot_curves(trainer.history, run_dir / "curves.png", title=f"{config.dataset}: {config.layers}")
+        if len(trainer.history):  # a NaN in epoch 1 leaves no epoch to plot
+            plot_curves(trainer.history, run_dir / "curves.png", title=f"{config.dataset}: {config.layers}")
     except ImportError:  # matplotlib missing: the numbers are all there anyway
         pass
     status = "stopped" if trainer.stop_reason.startswith("NaNGuard") else "completed"

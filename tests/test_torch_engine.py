@@ -118,7 +118,7 @@ def test_run_folder_matches_the_numpy_engine(tmp_path, capsys):  # default threa
     m_t = json.loads((tmp_path / "torch" / "metrics.json").read_text())
     assert set(m_t) == set(m_np) | {"device", "nproc"}
     assert m_t == theirs.metrics and m_t["engine"] == "torch" and m_t["device"] == "cpu" and m_t["nproc"] == 1
-    assert m_t["parameters"] == m_np["parameters"] == 64 * 32 + 32 + 2 * 32 + 32 * 10 + 10
+    assert m_t["parameters"] == m_np["parameters"] == 64 * 32 + 2 * 32 + 32 * 10 + 10  # no bias before BatchNorm
     assert ours.metrics["steps"] == m_t["steps"]
     head = [(tmp_path / d / "history.csv").read_text().splitlines()[0] for d in ("numpy", "torch")]
     assert head[0] == head[1] == "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy"

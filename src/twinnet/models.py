@@ -43,7 +43,8 @@ def build_mlp(
 ) -> nn.Sequential:
     """An MLP with sizes ``layers`` (e.g. [784, 512, 256, 10]).
 
-    Each hidden block is Linear -> [BatchNorm1d | LayerNorm] -> activation -> [Dropout];
+    Each hidden block is Linear -> [BatchNorm1d | LayerNorm] -> activation -> [Dropout]
+    (a Linear followed by BatchNorm has no bias: the normalisation removes it anyway);
     the last Linear has no activation: it outputs logits (the loss applies softmax or
     sigmoid) or, for regression, the prediction. ``init="auto"`` picks He for the
     ReLU family and Xavier for tanh/sigmoid; ``"default"`` is PyTorch's Linear init.
@@ -62,8 +63,11 @@ def build_mlp(
         init = _AUTO_INIT[activation]
     blocks: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:], strict=True)):
-        blocks.append(nn.Linear(int(n_in), int(n_out), init=init, dtype=dtype, rng=rng))
-        if i == len(layers) - 2:
+        last = i == len(layers) - 2
+        # BatchNorm subtracts the batch mean, so a bias before it would only learn rounding noise
+        bias = last or norm != "batch"
+        blocks.append(nn.Linear(int(n_in), int(n_out), bias=bias, init=init, dtype=dtype, rng=rng))
+        if last:
             break
         if norm == "batch":
             blocks.append(nn.BatchNorm1d(int(n_out), dtype=dtype))

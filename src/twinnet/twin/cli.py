@@ -1,0 +1,52 @@
+"""``twinnet twin``: build a model from flags and print its comparison with PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twinnet import losses
+from twinnet.config import OPTIMIZERS, TrainConfig
+from twinnet.models import build_mlp
+from twinnet.train.setup import make_optimizer
+from twinnet.twin.compare import compare
+
+
+def run_twin_command(args) -> int:
+    """Exit 0 when every quantity agrees within the dtype's tolerance, 1 otherwise."""
+    if args.dtype not in ("float32", "float64"):
+        raise ValueError(f"--dtype must be float32 or float64, got {args.dtype!r}")
+    if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {args.optimizer!r}"
+        )
+    if args.steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {args.steps}")
+    if args.steps and args.optimizer is None:
+        args.optimizer = "adam"
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    dtype = np.dtype(args.dtype)
+    rng = np.random.default_rng(args.seed)
+    model = build_mlp(
+        args.layers, args.activation, dropout=args.dropout, norm=args.norm, dtype=dtype, rng=rng
+    )
+    x = rng.normal(size=(args.batch_size, args.layers[0])).astype(dtype)
+    n_out = args.layers[-1]
+    if n_out == 1:
+        loss_fn, y = (
+            losses.BCEWithLogitsLoss(),
+            rng.integers(0, 2, (args.batch_size, 1)).astype(dtype),
+        )
+    else:
+        loss_fn, y = losses.CrossEntropyLoss(), rng.integers(0, n_out, args.batch_size)
+    optimizer = None
+    if args.optimizer is not None:
+        config = TrainConfig(optimizer=args.optimizer, lr=args.lr, layers=list(args.layers))
+        optimizer = make_optimizer(config, model)
+    report = compare(model, loss_fn, x, y, optimizer=optimizer, steps=args.steps)
+    what = f"{args.optimizer} x {args.steps} steps" if args.steps else "one forward/backward"
+    print(
+        f"twin: {args.layers} {args.activation} MLP, {type(loss_fn).__name__}, {args.dtype}, batch {args.batch_size}, {what}"
+    )
+    print(report)
+    return 0 if report.passed() else 1

@@ -16,7 +16,6 @@ import contextlib
 import io
 import itertools
 import math
-import re
 import tempfile
 import warnings
 from pathlib import Path

@@ -86,7 +86,7 @@ def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(tmp_path, dropout, 
     resumed.load_state_dict(state)
     resumed.fit(train, val, epochs=4, batch_size=32)
 
-    for (name, a), (_, b) in zip(reference.model.named_parameters(), resumed.model.named_parameters()):
+    for (name, a), (_, b) in zip(reference.model.named_parameters(), resumed.model.named_parameters(), strict=True):
         assert np.array_equal(a.data, b.data), name
     assert reference.history.rows == resumed.history.rows
 

@@ -32,7 +32,7 @@ class ConfigError(ValueError):
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. Defaults train the 784-512-256-10 ReLU MLP
-    on MNIST to about 98.3% test accuracy in well under 30 s on 2 CPU cores."""
+    on MNIST to 98.4% test accuracy in about 15 s of training on 2 CPU cores."""
 
     dataset: str = "mnist"
     data_dir: str | None = None

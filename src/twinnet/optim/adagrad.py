@@ -10,7 +10,7 @@ Same update, order and defaults as ``torch.optim.Adagrad``::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,8 @@ class Adagrad(Optimizer):
     State per parameter: ``"step"`` (int) and ``"sum"``.
     """
 
+    update_rule = staticmethod(adagrad_update)
+
     def __init__(
         self,
         params: Iterable[Parameter] | Iterable[dict],
@@ -100,19 +102,11 @@ class Adagrad(Optimizer):
         )
         group["eps"] = check_nonnegative("eps", group["eps"])
 
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Update every parameter once from its ``.grad``; returns ``closure()`` if given."""
-        loss = None if closure is None else closure()
-        for group in self.param_groups:
-            hyper = dict(
-                lr=float(group["lr"]),
-                lr_decay=float(group["lr_decay"]),
-                weight_decay=float(group["weight_decay"]),
-                initial_accumulator_value=float(group["initial_accumulator_value"]),
-                eps=float(group["eps"]),
-            )
-            for p in group["params"]:
-                state = self.state.setdefault(p, {})
-                t1, t2 = self._scratch(p)
-                adagrad_update(p.data, p.grad, state, t1, t2, **hyper)
-        return loss
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            lr=float(group["lr"]),
+            lr_decay=float(group["lr_decay"]),
+            weight_decay=float(group["weight_decay"]),
+            initial_accumulator_value=float(group["initial_accumulator_value"]),
+            eps=float(group["eps"]),
+        )

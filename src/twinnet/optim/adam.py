@@ -14,7 +14,7 @@ Same update, order and defaults as ``torch.optim.Adam`` / ``torch.optim.AdamW``:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,8 @@ class Adam(Optimizer):
     ``"max_exp_avg_sq"`` (amsgrad).
     """
 
+    update_rule = staticmethod(adam_update)
+
     def __init__(
         self,
         params: Iterable[Parameter] | Iterable[dict],
@@ -150,25 +152,17 @@ class Adam(Optimizer):
             "decoupled_weight_decay", group["decoupled_weight_decay"]
         )
 
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Update every parameter once from its ``.grad``; returns ``closure()`` if given."""
-        loss = None if closure is None else closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            hyper = dict(
-                lr=float(group["lr"]),
-                beta1=float(beta1),
-                beta2=float(beta2),
-                eps=float(group["eps"]),
-                weight_decay=float(group["weight_decay"]),
-                amsgrad=bool(group["amsgrad"]),
-                decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
-            )
-            for p in group["params"]:
-                state = self.state.setdefault(p, {})
-                t1, t2 = self._scratch(p)
-                adam_update(p.data, p.grad, state, t1, t2, **hyper)
-        return loss
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        beta1, beta2 = group["betas"]
+        return dict(
+            lr=float(group["lr"]),
+            beta1=float(beta1),
+            beta2=float(beta2),
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            amsgrad=bool(group["amsgrad"]),
+            decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
+        )
 
 
 class AdamW(Adam):

@@ -67,8 +67,9 @@ class Optimizer:
     """Base class: parameter groups, lazily created per-parameter state, checkpoints.
 
     Subclasses pass their ``defaults`` (hyperparameter name -> default value), implement
-    :meth:`_check_group` (validate and normalise one group's hyperparameters in place)
-    and :meth:`step`.
+    :meth:`_check_group` (validate and normalise one group's hyperparameters in place),
+    set :attr:`update_rule` and implement :meth:`_hyperparameters`; :meth:`step` applies
+    the rule to every parameter of every group.
 
     Args:
         params: an iterable of Parameters, or of dicts (parameter groups) each with a
@@ -159,9 +160,26 @@ class Optimizer:
             for p in group["params"]:
                 p.grad.fill(0)
 
+    #: the per-parameter update ``rule(w, grad, state, t1, t2, **hyperparameters)``,
+    #: applied in place (e.g. ``staticmethod(sgd_update)``)
+    update_rule: Callable[..., None] | None = None
+
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of ``update_rule`` for one group, as Python scalars
+        (NumPy scalars would upcast float32 parameters)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _hyperparameters")
+
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Update every parameter once from its ``.grad``; returns ``closure()`` if given."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement step")
+        if self.update_rule is None:
+            raise NotImplementedError(f"{type(self).__name__} has no update_rule")
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            hyper = self._hyperparameters(group)
+            for p in group["params"]:
+                t1, t2 = self._scratch(p)
+                self.update_rule(p.data, p.grad, self.state.setdefault(p, {}), t1, t2, **hyper)
+        return loss
 
     def _scratch(self, p: Parameter) -> tuple[np.ndarray, np.ndarray]:
         """Two work arrays shaped like ``p`` (views of buffers shared by all parameters).

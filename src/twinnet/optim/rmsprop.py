@@ -12,7 +12,7 @@ Same update, order and defaults as ``torch.optim.RMSprop``::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,8 @@ class RMSprop(Optimizer):
     (momentum > 0), ``"grad_avg"`` (centered).
     """
 
+    update_rule = staticmethod(rmsprop_update)
+
     def __init__(
         self,
         params: Iterable[Parameter] | Iterable[dict],
@@ -127,20 +129,12 @@ class RMSprop(Optimizer):
         group["alpha"] = check_nonnegative("alpha", group["alpha"])
         group["centered"] = check_bool("centered", group["centered"])
 
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Update every parameter once from its ``.grad``; returns ``closure()`` if given."""
-        loss = None if closure is None else closure()
-        for group in self.param_groups:
-            hyper = dict(
-                lr=float(group["lr"]),
-                alpha=float(group["alpha"]),
-                eps=float(group["eps"]),
-                weight_decay=float(group["weight_decay"]),
-                momentum=float(group["momentum"]),
-                centered=bool(group["centered"]),
-            )
-            for p in group["params"]:
-                state = self.state.setdefault(p, {})
-                t1, t2 = self._scratch(p)
-                rmsprop_update(p.data, p.grad, state, t1, t2, **hyper)
-        return loss
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            lr=float(group["lr"]),
+            alpha=float(group["alpha"]),
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            momentum=float(group["momentum"]),
+            centered=bool(group["centered"]),
+        )

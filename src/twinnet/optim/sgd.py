@@ -11,7 +11,7 @@ Same update, order and defaults as ``torch.optim.SGD`` (lr defaults to 1e-3)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,8 @@ class SGD(Optimizer):
     State per parameter: ``"momentum_buffer"`` (only when momentum != 0).
     """
 
+    update_rule = staticmethod(sgd_update)
+
     def __init__(
         self,
         params: Iterable[Parameter] | Iterable[dict],
@@ -110,19 +112,11 @@ class SGD(Optimizer):
                 f"momentum={group['momentum']}, dampening={group['dampening']}"
             )
 
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Update every parameter once from its ``.grad``; returns ``closure()`` if given."""
-        loss = None if closure is None else closure()
-        for group in self.param_groups:
-            hyper = dict(
-                lr=float(group["lr"]),
-                momentum=float(group["momentum"]),
-                dampening=float(group["dampening"]),
-                weight_decay=float(group["weight_decay"]),
-                nesterov=bool(group["nesterov"]),
-            )
-            for p in group["params"]:
-                state = self.state.setdefault(p, {})
-                t1, t2 = self._scratch(p)
-                sgd_update(p.data, p.grad, state, t1, t2, **hyper)
-        return loss
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            lr=float(group["lr"]),
+            momentum=float(group["momentum"]),
+            dampening=float(group["dampening"]),
+            weight_decay=float(group["weight_decay"]),
+            nesterov=bool(group["nesterov"]),
+        )

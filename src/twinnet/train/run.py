@@ -219,18 +219,23 @@ def run_training(
             "engine": "numpy",
         }
     )
-    if trainer.stop_reason:
-        metrics["stop_reason"] = trainer.stop_reason
+    return finish_run(run_dir, trainer.history, metrics, trainer.stop_reason, f"{config.dataset}: {config.layers}")
+
+
+def finish_run(run_dir: Path, history, metrics: dict, stop_reason: str, title: str) -> RunResult:
+    """Write metrics.json and curves.png of a finished run (either engine)."""
+    if stop_reason:
+        metrics["stop_reason"] = stop_reason
     atomic_write(run_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     try:
         from twinnet.train.plots import plot_curves
 
-        if len(trainer.history):  # a NaN in epoch 1 leaves no epoch to plot
-            plot_curves(trainer.history, run_dir / "curves.png", title=f"{config.dataset}: {config.layers}")
+        if len(history):  # a NaN in epoch 1 leaves no epoch to plot
+            plot_curves(history, run_dir / "curves.png", title=title)
     except ImportError:  # matplotlib missing: the numbers are all there anyway
         pass
-    status = "stopped" if trainer.stop_reason.startswith("NaNGuard") else "completed"
-    return RunResult(run_dir, status, metrics, message=trainer.stop_reason)
+    status = "stopped" if stop_reason.startswith("NaNGuard") else "completed"
+    return RunResult(run_dir, status, metrics, message=stop_reason)
 
 
 def require_run_dir(path: str | Path) -> Path:

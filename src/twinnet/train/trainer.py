@@ -261,17 +261,25 @@ class Trainer:
         def handler(signum, frame):
             self._interrupt_requested = True
 
-        previous = {}
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not in the main thread: leave signals alone
-            previous = {}
-        try:
+        with stop_signals(handler):
             yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
+
+
+@contextmanager
+def stop_signals(handler):
+    """Route SIGINT and SIGTERM to ``handler(signum, frame)`` inside the block and restore
+    the previous handlers after it. Outside the main thread signals are left alone."""
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not in the main thread
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _first_linear(model):

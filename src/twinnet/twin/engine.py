@@ -39,7 +39,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import sys
 import time
 import warnings
@@ -56,9 +55,10 @@ from twinnet.data.loader import BatchLoader
 from twinnet.train import metrics as M
 from twinnet.train.callbacks import ProgressBar
 from twinnet.train.history import History
-from twinnet.train.run import STATE_FILE, RunResult, weights_metadata
+from twinnet.train.run import STATE_FILE, RunResult, finish_run, weights_metadata
 from twinnet.train.setup import make_loss, make_model, make_optimizer, make_scheduler
 from twinnet.train.state import load_state, save_state
+from twinnet.train.trainer import stop_signals
 from twinnet.twin.convert import loss_to_torch, target_to_torch, to_torch, torch_dtype
 from twinnet.twin.optim import to_torch_optimizer, to_torch_scheduler
 from twinnet.utils import atomic_write
@@ -546,17 +546,8 @@ class TorchTrainer:
         def handler(signum, frame):
             self._signal_received = True
 
-        previous = {}
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not in the main thread
-            previous = {}
-        try:
+        with stop_signals(handler):
             yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self) -> RunResult:
@@ -585,18 +576,7 @@ class TorchTrainer:
                 "nproc": self.comm.world,
             }
         )
-        if self.stop_reason:
-            metrics["stop_reason"] = self.stop_reason
-        atomic_write(run_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
-        try:
-            from twinnet.train.plots import plot_curves
-
-            if len(self.history):  # a NaN in epoch 1 leaves no epoch to plot
-                plot_curves(self.history, run_dir / "curves.png", title=f"{cfg.dataset}: {cfg.layers} (torch)")
-        except ImportError:  # matplotlib missing
-            pass
-        status = "stopped" if self.stop_reason.startswith("NaNGuard") else "completed"
-        return RunResult(run_dir, status, metrics, message=self.stop_reason)
+        return finish_run(run_dir, self.history, metrics, self.stop_reason, f"{cfg.dataset}: {cfg.layers} (torch)")
 
 
 def locate_non_finite(model: torch.nn.Module, xb: torch.Tensor) -> str:

@@ -65,7 +65,39 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list[float]:
     return [check_real(name, value)] * n
 
 
-class LRScheduler:
+class _SchedulerState:
+    """``state_dict``/``load_state_dict`` shared by every scheduler: the attributes named
+    in ``_state_keys`` (plain JSON-able values); those in ``_per_group_keys`` hold one
+    value per param group. Loading re-applies the restored values to the optimiser."""
+
+    _state_keys: tuple[str, ...] = ()
+    _per_group_keys: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of the scheduler's counters and settings."""
+        return {key: copy.deepcopy(getattr(self, key)) for key in self._state_keys}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output and re-apply the learning rates it held."""
+        missing = [k for k in self._state_keys if k not in state_dict]
+        if missing:
+            raise ValueError(f"{type(self).__name__} state dict is missing {missing}")
+        n = len(self.optimizer.param_groups)
+        for key in self._per_group_keys:
+            if len(state_dict[key]) != n:
+                raise ValueError(
+                    f"{type(self).__name__} state dict has {len(state_dict[key])} {key}, "
+                    f"the optimizer has {n} param groups"
+                )
+        for key in self._state_keys:
+            setattr(self, key, copy.deepcopy(state_dict[key]))
+        self._restore_optimizer()
+
+    def _restore_optimizer(self) -> None:
+        raise NotImplementedError
+
+
+class LRScheduler(_SchedulerState):
     """Base class of the closed-form schedules.
 
     A subclass implements :meth:`get_lr`, the learning rate of every param group at
@@ -74,6 +106,7 @@ class LRScheduler:
     """
 
     _state_keys: tuple[str, ...] = ("last_epoch", "base_lrs", "_last_lr")
+    _per_group_keys = ("base_lrs", "_last_lr")
 
     def __init__(self, optimizer: Optimizer):
         self.optimizer = _check_optimizer(optimizer)
@@ -104,26 +137,6 @@ class LRScheduler:
     def get_last_lr(self) -> list[float]:
         """The learning rates most recently written into the optimiser, one per group."""
         return list(self._last_lr)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of the scheduler's counters and settings."""
-        return {key: copy.deepcopy(getattr(self, key)) for key in self._state_keys}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output and re-apply the learning rates it held."""
-        missing = [k for k in self._state_keys if k not in state_dict]
-        if missing:
-            raise ValueError(f"{type(self).__name__} state dict is missing {missing}")
-        n = len(self.optimizer.param_groups)
-        for key in ("base_lrs", "_last_lr"):
-            if key in state_dict and len(state_dict[key]) != n:
-                raise ValueError(
-                    f"{type(self).__name__} state dict has {len(state_dict[key])} {key}, "
-                    f"the optimizer has {n} param groups"
-                )
-        for key in self._state_keys:
-            setattr(self, key, copy.deepcopy(state_dict[key]))
-        self._restore_optimizer()
 
     def _restore_optimizer(self) -> None:
         """Write the restored schedule values back into the optimiser's groups."""
@@ -418,7 +431,7 @@ class OneCycleLR(LRScheduler):
         self._goto(self.last_epoch)
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_SchedulerState):
     """Divide the lr by ``1/factor`` when a metric has stopped improving (torch semantics).
 
     Call ``step(metric_value)`` once per evaluation. A value is an improvement when it beats
@@ -447,6 +460,7 @@ class ReduceLROnPlateau:
         "cooldown_counter",
         "_last_lr",
     )
+    _per_group_keys = ("min_lrs", "_last_lr")
 
     def __init__(
         self,
@@ -527,24 +541,7 @@ class ReduceLROnPlateau:
         """The current learning rates, one per param group."""
         return list(self._last_lr)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of the scheduler's counters and settings."""
-        return {key: copy.deepcopy(getattr(self, key)) for key in self._state_keys}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output and re-apply the learning rates it held."""
-        missing = [k for k in self._state_keys if k not in state_dict]
-        if missing:
-            raise ValueError(f"ReduceLROnPlateau state dict is missing {missing}")
-        n = len(self.optimizer.param_groups)
-        for key in ("min_lrs", "_last_lr"):
-            if len(state_dict[key]) != n:
-                raise ValueError(
-                    f"ReduceLROnPlateau state dict has {len(state_dict[key])} {key}, "
-                    f"the optimizer has {n} param groups"
-                )
-        for key in self._state_keys:
-            setattr(self, key, copy.deepcopy(state_dict[key]))
+    def _restore_optimizer(self) -> None:
         for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
             group["lr"] = float(lr)
 

@@ -90,6 +90,15 @@ class DiagnosticsLog:
         self._lines = [self._lines[i] for i in keep]
         self.histograms = [h for h in self.histograms if h["step"] <= max_step]
 
+    def resume_at(self, step: int) -> None:
+        """Continue a resumed run: read what was recorded, drop records after ``step``
+        and rewrite the files to match (when there is anything to write)."""
+        if not self.rows:
+            self.load()
+        self.truncate(step)
+        if self.run_dir.is_dir() and (self.rows or self.csv_path.exists()):
+            self.save()
+
     def save(self) -> None:
         """Rewrite both files atomically (the folder must exist)."""
         atomic_write(self.csv_path, (",".join(COLUMNS) + "\n" + "".join(self._lines)).encode())
@@ -300,10 +309,6 @@ class Diagnostics(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         step = int(state["step"])
-        if not self.log.rows:
-            self.log.load()
-        self.log.truncate(step)
+        self.log.resume_at(step)
         self._seen_step, self._before, self._before_step = step, None, -1
         self._loaded = True
-        if self.run_dir.is_dir() and (self.log.rows or self.log.csv_path.exists()):
-            self.log.save()

@@ -214,9 +214,5 @@ class TorchDiagnostics:
 
     def load_state_dict(self, state: dict) -> None:
         step = int(state["step"])
-        if not self.log.rows:
-            self.log.load()
-        self.log.truncate(step)
+        self.log.resume_at(step)
         self._seen_step, self._before, self._before_step = step, None, -1
-        if self.log.run_dir.is_dir():
-            self.log.save()

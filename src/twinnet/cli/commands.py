@@ -93,8 +93,8 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _read_inputs(path: Path, n_features: int, is_mnist: bool) -> tuple[np.ndarray, bool]:
-    """(x, already_scaled) from .npy/.csv/.png."""
+def _read_inputs(path: Path, n_features: int, is_mnist: bool) -> np.ndarray:
+    """Raw inputs (N, n_features) as float64 from .npy/.csv/.png."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
@@ -121,7 +121,7 @@ def _read_inputs(path: Path, n_features: int, is_mnist: bool) -> tuple[np.ndarra
         raise ValueError(f"{path}: each example must have {n_features} features, got {x.shape[1]}")
     if not np.isfinite(x).all():
         raise ValueError(f"{path}: inputs contain NaN or inf")
-    return x.astype(np.float64), False
+    return x.astype(np.float64)
 
 
 def _digit_png(path: Path) -> np.ndarray:
@@ -156,7 +156,7 @@ def cmd_predict(args) -> int:
     config, model, task, meta = _load_run(args.dir)
     scaler = json.loads(meta.get("scaler", "null"))
     classes = json.loads(meta.get("classes", "null"))
-    x, _ = _read_inputs(Path(args.file), config.layers[0], config.dataset in ("mnist", "fashion-mnist"))
+    x = _read_inputs(Path(args.file), config.layers[0], config.dataset in ("mnist", "fashion-mnist"))
     if not args.raw and scaler:
         x = apply_scaler(x, scaler)
     x = x.astype(np.dtype(config.dtype))

@@ -9,7 +9,7 @@ from twinnet.train.callbacks import (
     ProgressBar,
 )
 from twinnet.train.history import History
-from twinnet.train.trainer import StopTraining, Trainer
+from twinnet.train.trainer import Trainer
 
 __all__ = [
     "Callback",
@@ -19,6 +19,5 @@ __all__ = [
     "LRSchedulerCallback",
     "NaNGuard",
     "ProgressBar",
-    "StopTraining",
     "Trainer",
 ]

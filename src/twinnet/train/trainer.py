@@ -26,10 +26,6 @@ from twinnet.train import metrics as M
 from twinnet.train.history import History
 
 
-class StopTraining(Exception):
-    """Raised by a callback to end training with a message (e.g. NaNGuard)."""
-
-
 class Trainer:
     """Train ``model`` on (x, y) arrays with mini-batches.
 

@@ -253,6 +253,45 @@ def test_gradients_accumulate_across_backward_calls(rng):
         np.testing.assert_allclose(p.grad, 2 * once[name], rtol=1e-14, err_msg=name)
 
 
+def test_zero_grad_then_accumulate_product_overwrites_old_values(rng):
+    p = nn.Parameter(np.zeros((3, 5)))
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=(4, 5))
+    p.grad[...] = 7.0  # an old gradient
+    p.zero_grad()
+    p.accumulate_product(a, b)  # written straight into the array: no 7 left
+    np.testing.assert_array_equal(p.grad, a @ b)
+    p.accumulate_product(a, b)  # without zero_grad it adds up, like torch
+    np.testing.assert_array_equal(p.grad, (a @ b) + (a @ b))
+    p.zero_grad()
+    assert not p.grad.any()  # read after zero_grad: zeros
+
+
+def test_linear_backward_after_zero_grad_equals_a_fresh_layer(rng):
+    x, g = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
+    used, fresh = nn.Linear(4, 3, dtype=F64, rng=np.random.default_rng(0)), nn.Linear(4, 3, dtype=F64, rng=np.random.default_rng(0))
+    used(x)
+    used.backward(rng.normal(size=(6, 3)))
+    used.zero_grad()
+    for layer in (used, fresh):
+        layer(x)
+        layer.backward(g)
+    np.testing.assert_array_equal(used.weight.grad, fresh.weight.grad)
+    np.testing.assert_array_equal(used.weight.grad, g.T @ x)
+    np.testing.assert_array_equal(used.bias.grad, g.sum(axis=0))
+
+
+def test_grad_assignment_is_checked():
+    p = nn.Parameter(np.zeros((2, 3), np.float32), name="w")
+    p.grad = np.ones((2, 3), np.float32)
+    assert p.grad.sum() == 6
+    with pytest.raises(ValueError, match=r"grad must be a float32 array of shape \(2, 3\), got float64 array"):
+        p.grad = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"shape \(2, 3\), got float32 array of shape \(3, 2\)"):
+        p.grad = np.ones((3, 2), np.float32)
+    with pytest.raises(ValueError, match="got list"):
+        p.grad = [[0.0] * 3] * 2
+
+
 def test_parameter_keeps_grad_beside_data():
     p = nn.Parameter(np.arange(6, dtype=np.float32).reshape(2, 3), name="w")
     assert p.grad.shape == (2, 3) and p.grad.dtype == np.float32 and not p.grad.any()

@@ -90,7 +90,7 @@ class Linear(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         check_cached(self, self._x)
         # dL/dW = dL/dy^T x                                       (out, in)
-        self.weight.grad += grad_out.T @ self._x
+        self.weight.accumulate_product(grad_out.T, self._x)
         if self.bias is not None:
             # dL/db = sum over the batch of dL/dy                  (out,)
             self.bias.grad += grad_out.sum(axis=0)

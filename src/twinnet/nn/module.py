@@ -121,7 +121,7 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
-        """Set the gradient of every parameter to zero, in place."""
+        """Set the gradient of every parameter to zero (see ``Parameter.zero_grad``)."""
         for p in self.parameters():
             p.zero_grad()
 

@@ -155,10 +155,10 @@ class Optimizer:
 
     # -- the training-loop API --------------------------------------------------------
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero, in place."""
+        """Set every parameter's gradient to zero (see ``Parameter.zero_grad``)."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad.fill(0)
+                p.zero_grad()
 
     #: the per-parameter update ``rule(w, grad, state, t1, t2, **hyperparameters)``,
     #: applied in place (e.g. ``staticmethod(sgd_update)``)

@@ -59,6 +59,7 @@ def twinnet_runner(layers, x, y, batch):
     from twinnet.models import build_mlp
 
     model = build_mlp(layers, rng=0)
+    model[0].input_grad = False  # as Trainer.fit does: nobody needs dL/d(data)
     loss_fn = losses.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=1e-3)
     loader = BatchLoader(x, y, batch, seed=0, drop_last=True)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from twinnet.nn.parameter import Parameter
+from twinnet.optim import fused
 from twinnet.optim.optimizer import (
     Optimizer,
     check_bool,
@@ -55,6 +56,12 @@ def adam_update(
     state["step"] += 1
     step = state["step"]
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    # the same arithmetic as below in one compiled loop, bit-identical (twinnet.optim.fused)
+    if not amsgrad and fused.adam_step(
+        w, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay, step=step,
+    ):
+        return
 
     g = grad
     if weight_decay != 0:

@@ -592,15 +592,19 @@ def test_loader_drop_last_and_no_shuffle():
     np.testing.assert_array_equal(np.concatenate([yb for _, yb in batches]), y)
 
 
-def test_loader_batches_are_views_of_one_buffer():
+def test_loader_shuffled_batches_are_arrays_of_their_own():
     x, y = _xy()
     loader = data.BatchLoader(x, y, 10, seed=0)
-    first = [xb for xb, _ in loader.epoch(0)]
-    assert all(xb.base is first[0].base for xb in first)  # slices of one gathered buffer
-    assert first[0].base is not None and not np.shares_memory(first[0], x)
-    buffer = first[0].base
-    next(iter(loader.epoch(1)))  # the next epoch reuses (overwrites) the same buffer
-    assert first[0].base is buffer and loader._x_buf is buffer
+    first = list(loader.epoch(0))
+    kept = [(xb.copy(), yb.copy()) for xb, yb in first]
+    list(loader.epoch(1))  # a later epoch does not overwrite batches already handed out
+    for (xb, yb), (xk, yk) in zip(first, kept, strict=True):
+        assert xb.flags.c_contiguous and not np.shares_memory(xb, x) and not np.shares_memory(yb, y)
+        np.testing.assert_array_equal(xb, xk)
+        np.testing.assert_array_equal(yb, yk)
+    perm = loader.permutation(0)
+    np.testing.assert_array_equal(np.concatenate([xb for xb, _ in first]), x[perm])
+    np.testing.assert_array_equal(np.concatenate([yb for _, yb in first]), y[perm])
 
 
 def test_loader_arguments():

@@ -1,18 +1,18 @@
-"""BatchLoader: mini-batches with one contiguous shuffle per epoch.
+"""BatchLoader: mini-batches in a new random order every epoch.
 
-Gathering ``x[idx]`` for every batch copies scattered rows batch after batch. Instead,
-at the start of each epoch the loader gathers ``x[perm]`` and ``y[perm]`` once, into
-buffers allocated on the first epoch and reused after, and then yields contiguous
-slices (views) of those buffers: each batch is a cheap, cache-friendly view.
+Each batch is gathered when it is needed, ``x[perm[i*B:(i+1)*B]]``, into a new array.
+Gathering the whole epoch at once into a second copy of the data, then slicing it, is
+no faster (measured on MNIST: 53 us per batch of 128 either way, and the per-batch
+gather leaves the batch in cache for the first layer), but it costs a second copy of
+the training set: 170 MB for MNIST.
 
 The permutation of epoch ``e`` comes from ``np.random.default_rng([seed, e])``, a pure
 function of (seed, epoch): a run resumed at (epoch e, batch k) calls
 ``epoch(e, start_batch=k)`` and gets exactly the batches it would have seen, without
 saving any RNG state.
 
-Batches are views: valid until the next epoch starts (the buffers are then
-overwritten). Copy a batch (``xb.copy()``) to keep it longer. Iterate one epoch at a
-time; two epochs' generators interleaved would share the buffers.
+Shuffled batches are arrays of their own: keep them as long as you like. Without
+shuffling, batches are views of ``x`` and ``y``.
 """
 
 from __future__ import annotations
@@ -65,8 +65,6 @@ class BatchLoader:
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
-        self._x_buf: np.ndarray | None = None  # allocated on the first shuffled epoch
-        self._y_buf: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -86,8 +84,7 @@ class BatchLoader:
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (xb, yb) for batches ``start_batch``, ..., ``len(self) - 1`` of ``epoch``.
 
-        The gather into the buffers happens when iteration begins. The batches are
-        views, valid until the next epoch starts.
+        Shuffled batches are new arrays; unshuffled ones are views of ``x`` and ``y``.
         """
         if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
@@ -102,22 +99,16 @@ class BatchLoader:
         return self._batches(int(epoch), int(start_batch))
 
     def _batches(self, epoch: int, start_batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if start_batch >= len(self):
-            return
-        if self.shuffle:
-            if self._x_buf is None:
-                self._x_buf = np.empty(self.x.shape, dtype=self.x.dtype)  # (N, ...) C-contiguous
-                self._y_buf = np.empty(self.y.shape, dtype=self.y.dtype)
-            perm = self.permutation(epoch)
-            # mode="clip": indices are valid; "raise" would make np.take buffer out= internally
-            np.take(self.x, perm, axis=0, out=self._x_buf, mode="clip")
-            np.take(self.y, perm, axis=0, out=self._y_buf, mode="clip")
-            xs, ys = self._x_buf, self._y_buf
-        else:
-            xs, ys = self.x, self.y
         b = self.batch_size
+        if not self.shuffle:
+            for i in range(start_batch, len(self)):
+                yield self.x[i * b : (i + 1) * b], self.y[i * b : (i + 1) * b]
+            return
+        perm = self.permutation(epoch)
         for i in range(start_batch, len(self)):
-            yield xs[i * b : (i + 1) * b], ys[i * b : (i + 1) * b]
+            idx = perm[i * b : (i + 1) * b]
+            # mode="clip": the indices are valid, and it skips the bounds check
+            yield np.take(self.x, idx, axis=0, mode="clip"), np.take(self.y, idx, axis=0, mode="clip")
 
     def __repr__(self) -> str:
         return (

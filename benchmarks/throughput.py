@@ -101,7 +101,7 @@ def torch_runner(layers, x, y, batch):
         done = 0
         while done < steps:
             perm = torch.randperm(len(xt), generator=gen)
-            xs, ys = xt[perm], yt[perm]  # one shuffle per epoch, like twinnet
+            xs, ys = xt[perm], yt[perm]  # one shuffle per epoch, then contiguous slices
             for i in range(n_batches):
                 xb, yb = xs[i * batch : (i + 1) * batch], ys[i * batch : (i + 1) * batch]
                 opt.zero_grad(set_to_none=True)
@@ -166,6 +166,9 @@ def measure(x, y, layers, batch, steps, repeats, names):
     times = {name: [] for name in runners}
     for _ in range(repeats):  # interleaved so that load changes hit everyone alike
         for name, run in runners.items():
+            # the previous contender's BLAS / OpenMP threads spin for a while after their
+            # last call, taking the second core from this one: let them go to sleep first
+            time.sleep(0.2)
             t = time.perf_counter()
             run(steps)
             times[name].append(time.perf_counter() - t)
@@ -279,7 +282,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few steps, no README update")
     ap.add_argument("--steps", type=int, default=None, help="steps per timing (default scales with batch)")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
     try:
         import torch

@@ -95,13 +95,21 @@ def test_loop_is_bit_identical_to_numpy_passes(monkeypatch, kernel_calls, dtype,
     assert not np.array_equal(w_loop[0], adam_run(cls, kwargs, shapes, dtype, steps=0)[0][0])  # moved
 
 
-def test_only_large_parameters_take_the_loop(monkeypatch, kernel_calls):
-    shapes = [(512, 256), (512,)]  # 131072 values >= MIN_SIZE; the bias is below it
-    w_loop, _ = adam_run(optim.Adam, {}, shapes, np.float32, steps=3)
-    assert kernel_calls == [512 * 256] * 3
+def test_numba_is_loaded_by_a_large_parameter_then_serves_all(monkeypatch, kernel):
+    monkeypatch.delenv("TWINNET_FUSED", raising=False)
+    monkeypatch.setattr(fused, "_adam_kernel", None)
+    small = [(100, 100), (100,)]  # 10000 values < MIN_SIZE: not worth loading numba
+    adam_run(optim.Adam, {}, small, np.float32, steps=2)
+    assert fused._adam_kernel is None
+    sizes = []
+    monkeypatch.setattr(fused, "_compile", lambda: lambda w, *rest: (sizes.append(w.size), kernel(w, *rest)))
+    large = [(512, 256), (512,)]  # 131072 values >= MIN_SIZE
+    w_loop, _ = adam_run(optim.Adam, {}, large, np.float32, steps=3)
+    assert sizes == [512 * 256, 512] * 3  # loaded by the weight, then used for the bias too
     numpy_only(monkeypatch)
-    w_np, _ = adam_run(optim.Adam, {}, shapes, np.float32, steps=3)
-    np.testing.assert_array_equal(w_loop[0], w_np[0])
+    w_np, _ = adam_run(optim.Adam, {}, large, np.float32, steps=3)
+    for a, b in zip(w_loop, w_np, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_loop_steps_aside(monkeypatch, kernel_calls):

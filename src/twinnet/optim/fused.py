@@ -12,11 +12,11 @@ reassociation), so the result is bit-identical to the reference, which the tests
 The scalars are cast to the array's dtype before the call, as NumPy casts a Python
 float operand of a float32 array.
 
-Only arrays of at least ``MIN_SIZE`` values take this path: for small ones the NumPy
-passes cost microseconds, less than importing numba (0.25 s) and loading the compiled
-loop from its disk cache (0.3 s; compiling it the first time takes about a second).
-numba is imported at the first step that needs it, never at ``import twinnet``.
-Set ``TWINNET_FUSED=0`` to use the NumPy passes everywhere.
+numba is imported (0.25 s) and the loop loaded from its disk cache (0.3 s; compiled
+the first time, about a second) only when a parameter of at least ``MIN_SIZE`` values
+is stepped: for a small model the NumPy passes cost less than that. Once loaded, the
+loop serves every parameter. Never at ``import twinnet``. Set ``TWINNET_FUSED=0`` to
+use the NumPy passes everywhere.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-MIN_SIZE = 65536  # values in a parameter (a 256 x 256 weight) before the loop is worth it
+MIN_SIZE = 65536  # values in a parameter (a 256 x 256 weight) before loading numba is worth it
 _adam_kernel = None  # compiled on first use; False when numba is missing or disabled
 
 
@@ -73,14 +73,14 @@ def adam_step(w, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_dec
               decoupled_weight_decay, step) -> bool:
     """Apply one Adam(W) step (no amsgrad) in place with the compiled loop.
 
-    Returns False, and changes nothing, when the loop is not used: fewer than
-    ``MIN_SIZE`` values, numba missing or disabled, or arrays that are not all
-    contiguous and of one dtype.
+    Returns False, and changes nothing, when the loop is not used: not loaded yet and
+    fewer than ``MIN_SIZE`` values, numba missing or disabled, or arrays that are not
+    all contiguous and of one dtype.
     """
     global _adam_kernel
-    if w.size < MIN_SIZE:
-        return False
     if _adam_kernel is None:
+        if w.size < MIN_SIZE:
+            return False
         _adam_kernel = _compile()
     arrays = (w, grad, exp_avg, exp_avg_sq)
     if not _adam_kernel or any(

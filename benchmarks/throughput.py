@@ -53,10 +53,13 @@ def mnist_like(n: int, seed: int = 0):
 # -- contenders: each returns a function that runs `steps` training steps ----------------
 
 
-def twinnet_runner(layers, x, y, batch):
+def twinnet_runner(layers, x, y, batch, fused_adam=True):
+    """twinnet's training step as Trainer.fit runs it; ``fused_adam=False``: NumPy only
+    (Adam's update as NumPy passes, as without numba)."""
     from twinnet import losses, optim
     from twinnet.data import BatchLoader
     from twinnet.models import build_mlp
+    from twinnet.optim import fused
 
     model = build_mlp(layers, rng=0)
     model[0].input_grad = False  # as Trainer.fit does: nobody needs dL/d(data)
@@ -65,6 +68,9 @@ def twinnet_runner(layers, x, y, batch):
     loader = BatchLoader(x, y, batch, seed=0, drop_last=True)
 
     def run(steps):
+        kernel = fused._adam_kernel
+        if not fused_adam:
+            fused._adam_kernel = False  # what fused.py does when numba is missing
         done, epoch = 0, 0
         while done < steps:
             for xb, yb in loader.epoch(epoch):
@@ -77,8 +83,13 @@ def twinnet_runner(layers, x, y, batch):
                 if done == steps:
                     break
             epoch += 1
+        fused._adam_kernel = kernel
 
     return run
+
+
+def twinnet_numpy_runner(layers, x, y, batch):
+    return twinnet_runner(layers, x, y, batch, fused_adam=False)
 
 
 def torch_runner(layers, x, y, batch):
@@ -151,7 +162,13 @@ def floor_runner(layers, x, y, batch):
     return run
 
 
-CONTENDERS = {"twinnet": twinnet_runner, "pytorch": torch_runner, "sklearn": sklearn_runner, "floor": floor_runner}
+CONTENDERS = {
+    "twinnet": twinnet_runner,
+    "twinnet-numpy": twinnet_numpy_runner,
+    "pytorch": torch_runner,
+    "sklearn": sklearn_runner,
+    "floor": floor_runner,
+}
 
 
 def measure(x, y, layers, batch, steps, repeats, names):
@@ -299,7 +316,7 @@ def main() -> None:
             budget = 2e10 if not args.quick else 1e9  # ~flops per timing, so each takes ~1 s
             flops_per_step = 6 * batch * sum(a * b for a, b in zip(layers[:-1], layers[1:], strict=True))
             steps = args.steps or int(min(400, max(5, budget / flops_per_step)))
-            names = ["twinnet", "pytorch", "floor"] + (["sklearn"] if model_name.startswith("seed") else [])
+            names = ["twinnet", "twinnet-numpy", "pytorch", "floor"] + (["sklearn"] if model_name.startswith("seed") else [])
             rates = measure(x, y, layers, batch, steps, 2 if args.quick else args.repeats, names)
             row = {"model": model_name, "batch": batch, "steps": steps, **{k: round(v) for k, v in rates.items()}}
             if "pytorch" in rates:
@@ -325,28 +342,43 @@ def write_readme(results: dict) -> None:
     lines = [
         "# Benchmarks",
         "",
-        "Measured by `python benchmarks/throughput.py` (results also in `results.json`); every",
-        "contender runs in the same process on the same data, timings interleaved, median of",
-        "repeats. Samples per second of training (Adam, float32, ReLU MLP). On this shared",
-        "2-core machine the numbers move by 10-20% between runs (the floor too); compare the",
-        "ratios, which are measured side by side.",
+        "Measured by `python benchmarks/throughput.py` (results also in `results.json`): every",
+        "contender trains in the same process on the same MNIST batches, timings interleaved",
+        "(with a 0.2 s pause before each, so that one contender's spinning BLAS threads do not",
+        "slow the next), median of 15 rounds. Samples per second of training (Adam, float32,",
+        "ReLU MLP, PyTorch with its defaults and as many threads as NumPy's BLAS).",
+        "",
+        "- **twinnet**: the training step of `Trainer.fit`, with numba installed (`pip install",
+        "  twinnet[fast]`): Adam's update runs as one compiled loop (`twinnet.optim.fused`).",
+        "- **twinnet (NumPy)**: the same without numba: Adam's update as NumPy passes.",
+        "- **matmul floor**: only the matrix products of a training step (3 per layer). twinnet",
+        "  skips one of them, the first layer's input gradient (nobody needs dL/d(data)), so",
+        "  where the products dominate (large batches, wide layers) it runs *above* the floor.",
+        "",
+        "This 2-core virtual machine switches, every few seconds to minutes, between a fast",
+        "state and a slow one in which its two BLAS threads run hardly faster than one (its",
+        "host's other tenants): absolute numbers move by up to 40% between runs, the floor's",
+        "too. Compare the ratios, which are measured side by side.",
         "",
         f"Machine: {results['machine']}. Data: {results['data']}.",
         "",
-        "| model | batch | twinnet | PyTorch | scikit-learn | matmul floor | twinnet/PyTorch | twinnet/sklearn | twinnet/floor |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | batch | twinnet | twinnet (NumPy) | PyTorch | scikit-learn | matmul floor "
+        "| twinnet/PyTorch | twinnet/sklearn | twinnet/floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["throughput"]:
         lines.append(
-            f"| {r['model']} | {r['batch']} | {r['twinnet']} | {r.get('pytorch', '-')} | {r.get('sklearn', '-')} | "
-            f"{r['floor']} | {r.get('twinnet/pytorch', '-')} | {r.get('twinnet/sklearn', '-')} | {r['twinnet/floor']} |"
+            f"| {r['model']} | {r['batch']} | {r['twinnet']} | {r.get('twinnet-numpy', '-')} | {r.get('pytorch', '-')} | "
+            f"{r.get('sklearn', '-')} | {r['floor']} | {r.get('twinnet/pytorch', '-')} | {r.get('twinnet/sklearn', '-')} | "
+            f"{r['twinnet/floor']} |"
         )
     d = results.get("default_run", {})
     t98 = results.get("time_to_98", {})
     lines += [
         "",
-        f"- `twinnet train` (defaults, MNIST): test accuracy {d.get('test_accuracy')}, {d.get('train_seconds')} s of "
-        f"training, {d.get('samples_per_second')} samples/s, peak RSS {results.get('train_peak_rss_mb')} MB.",
+        f"- `twinnet train` (defaults, MNIST; a subprocess): test accuracy {d.get('test_accuracy')}, "
+        f"{d.get('train_seconds')} s of training, {d.get('samples_per_second')} samples/s, peak RSS "
+        f"{results.get('train_peak_rss_mb')} MB.",
         f"- Time to reach 98% test accuracy with the defaults: {t98.get('seconds')} s (epoch {t98.get('epoch')}).",
         f"- Gradient check of the 20-64-32-1 network in float64: {results['gradcheck_20_64_32_1_seconds']} s.",
         "",

@@ -621,6 +621,24 @@ def test_loader_arguments():
 # -- twinnet.utils: atomic writes --------------------------------------------------------------
 
 
+def test_atomic_write_removes_orphan_temp_files_of_its_own_file_only(tmp_path):
+    # what a process killed in the middle of a write leaves (defect D8, fixed)
+    orphans = [tmp_path / ".history.csv.k1l2m3.tmp", tmp_path / ".history.csv.zz.tmp"]
+    other = tmp_path / ".metrics.json.abc.tmp"
+    for f in (*orphans, other):
+        f.write_bytes(b"partial")
+    atomic_write(tmp_path / "history.csv", b"epoch\n")
+    assert (tmp_path / "history.csv").read_bytes() == b"epoch\n"
+    assert not any(o.exists() for o in orphans)
+    assert other.exists()  # another file's temp file: its own next write removes it
+    # atomic_open, used for downloads (two processes may fetch at once), leaves them alone
+    orphan = tmp_path / ".data.gz.x.tmp"
+    orphan.write_bytes(b"partial")
+    with atomic_open(tmp_path / "data.gz") as f:
+        f.write(b"data")
+    assert orphan.exists() and (tmp_path / "data.gz").read_bytes() == b"data"
+
+
 def test_atomic_write_and_open(tmp_path):
     target = tmp_path / "out.bin"
     atomic_write(target, b"one")

@@ -248,15 +248,18 @@ def test_softmax_over_an_empty_axis_is_a_clear_error(shape, dim):
     attempt(nn.Softmax(dim=dim), np.zeros(shape, np.float32))  # an empty result would do too
 
 
-@pytest.mark.xfail(strict=True, reason="open defect: backward does not check grad_out's shape; numpy "
-                   "broadcasts a wrong-shaped gradient (here (1, 4) against outputs (3, 4)) and returns "
-                   "a result. Every backward in nn/ needs a shape check (proposed: check_grad in nn/module.py)")  # fmt: skip
-@pytest.mark.parametrize("name", ["ReLU", "Tanh", "LayerNorm"])
+@pytest.mark.parametrize("name", LAYERS)
 def test_backward_rejects_a_gradient_of_the_wrong_shape(name):
+    # NumPy would broadcast a (1, d) gradient against a (3, d) output (defect D9, fixed)
     layer = make_layer(name, np.float32)
-    layer(np.ones((3, D), np.float32))
-    with pytest.raises(ValueError, match="shape"):
-        layer.backward(np.ones((1, D), np.float32))
+    y = layer(np.ones((3, D), np.float32))
+    with pytest.raises(ValueError, match=rf"output's shape \(3, {y.shape[1]}\), got shape \(1, {y.shape[1]}\)"):
+        layer.backward(np.ones((1, y.shape[1]), np.float32))
+    with pytest.raises(ValueError, match="output's shape"):
+        layer.backward(np.ones((3, y.shape[1] + 1), np.float32))
+    with pytest.raises(TypeError, match="numpy array"):
+        layer.backward([[1.0] * y.shape[1]] * 3)
+    assert layer.backward(np.ones_like(y)).shape == (3, D)  # the right shape still works
 
 
 # -- losses --------------------------------------------------------------------------------------------

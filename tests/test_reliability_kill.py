@@ -225,8 +225,12 @@ def test_sigkill_at_20_moments_then_resume_is_bit_identical(tmp_path, reference,
         facts = check_on_disk_after_kill(v["out"], reference)
         action = continue_run(v["out"], capsys)
         assert_matches_reference(v["out"], reference)
-        leftovers = sorted(p.name for p in (v["out"] / "state").glob("*.tmp"))
-        assert leftovers == [], leftovers  # the next checkpoint save removed any leftover
+        # the next write of each file removed its leftovers (curves.png excepted: the
+        # in-process resume skips the plot, so a victim killed while plotting keeps one)
+        leftovers = sorted(
+            str(p.relative_to(v["out"])) for p in v["out"].rglob("*.tmp") if not p.name.startswith(".curves.png.")
+        )
+        assert leftovers == [], leftovers
         outcomes.append(
             (i, v["mode"], v["returncode"], facts["state"], facts["temp_files"], action)
         )

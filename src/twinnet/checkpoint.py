@@ -12,8 +12,6 @@ rename), so a crash never leaves a half-written checkpoint under the final name.
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import math
 import os
@@ -187,19 +185,7 @@ def save_tensors(
 
     # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them shape (1,))
     arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
-    atomic_write(path, save(arrays, metadata=metadata))
-    _remove_stale_temp_files(Path(path))
-
-
-def _remove_stale_temp_files(path: Path) -> None:
-    """Delete ``.<name>.*.tmp`` files next to ``path``: what a process killed in the middle
-    of an atomic write of ``path`` leaves behind (utils.atomic_open names its temp files so).
-    They never shadow the real file (it is only ever read under its own name), but each
-    one holds a partial checkpoint's worth of disk space. One writer per file is assumed.
-    """
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    atomic_write(path, save(arrays, metadata=metadata))  # also removes orphan temp files
 
 
 def save_weights(path: str | os.PathLike, model, metadata: dict[str, str] | None = None) -> None:

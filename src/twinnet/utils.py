@@ -10,6 +10,7 @@ fails before the rename, the temporary file is removed and the target is untouch
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -59,11 +60,28 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str = "utf-
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` (bytes) to ``path`` atomically: temp file in the same folder,
-    flush, fsync, ``os.replace``. The parent folder must exist."""
+    flush, fsync, ``os.replace``. The parent folder must exist.
+
+    Then removes the temp files of ``path`` that a process killed in the middle of an
+    earlier write left behind (``.<name>.*.tmp``). That assumes one writer per file, as
+    in a run folder; ``atomic_open`` (used for downloads, which two processes may run at
+    once) leaves other temp files alone.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"atomic_write data must be bytes, got {type(data).__name__}")
     with atomic_open(path, "wb") as f:
         f.write(data)
+    remove_orphan_temp_files(path)
+
+
+def remove_orphan_temp_files(path: str | os.PathLike) -> None:
+    """Delete the ``.<name>.*.tmp`` files next to ``path``, which is how ``atomic_open``
+    names its temp files. They never shadow the real file (it is only read under its own
+    name), but each holds a partial copy's worth of disk space."""
+    path = Path(path)
+    for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            orphan.unlink()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy import special
 
-from twinnet.nn.module import Module, check_cached, check_input
+from twinnet.nn.module import Module, check_cached, check_grad, check_input
 
 
 class _Elementwise(Module):
@@ -27,15 +27,16 @@ class Identity(_Elementwise):
 
     def __init__(self):
         super().__init__()
-        self._seen = None  # nothing to cache, but backward before forward is still an error
+        self._shape = None  # nothing to cache but the shape: backward before forward is still an error
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check(x)
-        self._seen = True
+        self._shape = x.shape
         return x
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        check_cached(self, self._seen)
+        check_cached(self, self._shape)
+        check_grad(self, grad_out, self._shape)
         # dL/dx = dL/dy
         return grad_out
 
@@ -55,6 +56,7 @@ class Sigmoid(_Elementwise):
 
     def backward(self, grad_out):
         check_cached(self, self._y)
+        check_grad(self, grad_out, self._y.shape)
         y = self._y
         # dL/dx = dL/dy * y * (1 - y)
         return grad_out * y * (1 - y)
@@ -74,6 +76,7 @@ class Tanh(_Elementwise):
 
     def backward(self, grad_out):
         check_cached(self, self._y)
+        check_grad(self, grad_out, self._y.shape)
         # dL/dx = dL/dy * (1 - y^2)
         return grad_out * (1 - self._y * self._y)
 
@@ -93,6 +96,7 @@ class ReLU(_Elementwise):
 
     def backward(self, grad_out):
         check_cached(self, self._mask)
+        check_grad(self, grad_out, self._mask.shape)
         # dL/dx = dL/dy * [x > 0]
         return grad_out * self._mask
 
@@ -114,6 +118,7 @@ class LeakyReLU(_Elementwise):
 
     def backward(self, grad_out):
         check_cached(self, self._mask)
+        check_grad(self, grad_out, self._mask.shape)
         # dL/dx = dL/dy * (1 if x > 0 else negative_slope)   (slope at 0, as in PyTorch)
         return np.where(self._mask, grad_out, grad_out * self.negative_slope)
 
@@ -153,6 +158,7 @@ class GELU(_Elementwise):
 
     def backward(self, grad_out):
         check_cached(self, self._x)
+        check_grad(self, grad_out, self._x.shape)
         x = self._x
         if self.approximate == "tanh":
             t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
@@ -187,6 +193,7 @@ class SiLU(_Elementwise):
 
     def backward(self, grad_out):
         check_cached(self, self._s)
+        check_grad(self, grad_out, self._s.shape)
         s = self._s
         # dy/dx = s + x s (1 - s) = s (1 + x (1 - s)),  s = sigmoid(x)
         return grad_out * (s * (1 + self._x * (1 - s)))
@@ -217,6 +224,7 @@ class Softmax(_Elementwise):
 
     def backward(self, grad_out):
         check_cached(self, self._y)
+        check_grad(self, grad_out, self._y.shape)
         y = self._y
         # Jacobian dy_i/dx_j = y_i (delta_ij - y_j), so the vector-Jacobian product is
         # dL/dx_j = y_j (dL/dy_j - sum_i dL/dy_i y_i)

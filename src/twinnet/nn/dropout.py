@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinnet.nn.module import Module, check_cached, check_input
+from twinnet.nn.module import Module, check_cached, check_grad, check_input
 
 
 class Dropout(Module):
@@ -37,6 +37,7 @@ class Dropout(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         check_input(self, x, ndim=None)
+        self._shape = x.shape
         if not self.training or self.p == 0:
             self._used_mask = False
             return x
@@ -55,6 +56,7 @@ class Dropout(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         check_cached(self, self._used_mask)
+        check_grad(self, grad_out, self._shape)
         if not self._used_mask:
             return grad_out
         # dL/dx = dL/dy * mask

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from twinnet.nn import init as nninit
-from twinnet.nn.module import Module, check_cached, check_input
+from twinnet.nn.module import Module, check_cached, check_grad, check_input
 from twinnet.nn.parameter import Parameter
 
 
@@ -89,6 +89,7 @@ class Linear(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         check_cached(self, self._x)
+        check_grad(self, grad_out, (*self._x.shape[:-1], self.out_features))
         # dL/dW = dL/dy^T x                                       (out, in)
         self.weight.accumulate_product(grad_out.T, self._x)
         if self.bias is not None:

@@ -273,3 +273,14 @@ def check_cached(layer: Module, cache) -> None:
     """Raise when backward is called without a forward to take its cache from."""
     if cache is None:
         raise RuntimeError(f"{layer!r}: backward called before forward (nothing cached)")
+
+
+def check_grad(layer: Module, grad_out, shape: tuple[int, ...]) -> None:
+    """Raise unless ``grad_out`` (dL/dy) is an array of the last output's ``shape``:
+    NumPy would broadcast a (1, d) gradient against a (B, d) output without a word."""
+    if not isinstance(grad_out, np.ndarray):
+        raise TypeError(f"{layer!r}: backward expects dL/dy as a numpy array, got {type(grad_out).__name__}")
+    if grad_out.shape != shape:
+        raise ValueError(
+            f"{layer!r}: backward expects dL/dy of the output's shape {shape}, got shape {grad_out.shape}"
+        )

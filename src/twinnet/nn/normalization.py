@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinnet.nn.module import Module, check_cached, check_input
+from twinnet.nn.module import Module, check_cached, check_grad, check_input
 from twinnet.nn.parameter import Parameter
 
 
@@ -83,6 +83,7 @@ class BatchNorm1d(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         check_cached(self, self._cache)
         x_hat, inv_std, used_batch_stats = self._cache
+        check_grad(self, grad_out, x_hat.shape)
         if self.affine:
             # dL/dgamma = sum_b dL/dy * x_hat,  dL/dbeta = sum_b dL/dy
             self.weight.grad += (grad_out * x_hat).sum(axis=0)
@@ -159,6 +160,7 @@ class LayerNorm(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         check_cached(self, self._cache)
         x_hat, inv_std = self._cache
+        check_grad(self, grad_out, x_hat.shape)
         batch_axes = tuple(range(grad_out.ndim - 1))
         if self.elementwise_affine:
             # dL/dgamma = sum over examples of dL/dy * x_hat;  dL/dbeta = sum of dL/dy

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import special
 
 from twinnet.nn.linear import Linear
-from twinnet.nn.module import Module, check_cached, check_input
+from twinnet.nn.module import Module, check_cached, check_grad, check_input
 
 
 class SwiGLU(Module):
@@ -56,6 +56,7 @@ class SwiGLU(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         check_cached(self, self._cache)
         g, s, u = self._cache
+        check_grad(self, grad_out, (*g.shape[:-1], self.out_features))
         dh = self.down.backward(grad_out)  # (B, H)
         # dL/du = dL/dh * silu(g)
         du = dh * (g * s)

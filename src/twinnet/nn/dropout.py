@@ -26,6 +26,7 @@ class Dropout(Module):
         self.mask = None
         self._fixed = None
         self._used_mask = None
+        self._shape = None  # of the last input (and output)
 
     def fix_mask(self, mask: np.ndarray | None) -> None:
         """Reuse ``mask`` (0 or 1/(1-p) entries, or 0/1 keep flags) in every forward; None to stop."""

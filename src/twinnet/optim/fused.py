@@ -2,9 +2,9 @@
 
 ``adam_update`` in ``adam.py`` is the reference: about a dozen NumPy passes per
 parameter, each reading and writing a whole array. On the seed MLP (535k weights) those
-passes take about 1 ms per step, a quarter of the training step, and most of it is
-memory traffic. Here the same arithmetic runs coordinate by coordinate in one loop, so
-each of w, g, m and v is read and written once: about 0.2 ms.
+passes take about 1.1 ms per step, a third of the training step, most of it memory
+traffic. Here the same arithmetic runs coordinate by coordinate in one loop, so each of
+w, g, m and v is read and written once: about 0.3 ms.
 
 Same operations, same order, same precision: every intermediate is rounded to the
 array's dtype exactly as the NumPy passes round it (no fused multiply-add, no

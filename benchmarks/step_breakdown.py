@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

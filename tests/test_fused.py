@@ -152,3 +152,26 @@ def test_loop_matches_torch_on_a_large_parameter(kernel_calls, cls, kwargs):
         topt.step()
     assert kernel_calls == [90000] * 20
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=0, atol=1e-13)
+
+
+def test_loop_compiles_without_a_writable_cache(monkeypatch):
+    import numba
+
+    real_njit = numba.njit
+
+    def njit(*args, cache=False, **kwargs):
+        if cache:  # what numba raises when neither the package folder nor ~/.cache is writable
+            raise RuntimeError("cannot cache function '_adam_loop': no locator available")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.delenv("TWINNET_FUSED", raising=False)
+    monkeypatch.setattr(numba, "njit", njit)
+    kernel = fused._compile()
+    w, g = np.ones(5, np.float32), np.full(5, 0.5, np.float32)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    f32 = np.float32
+    kernel(w, g, m, v, False, f32(0.1), f32(-0.9), f32(0.999), f32(0.001), f32(-0.01), f32(0.001**0.5), f32(1e-8),
+           False, f32(0), False, f32(1))
+    # first step: m = 0.1 g, v = 0.001 g^2, w = 1 - 0.01 * 0.1 g / (sqrt(0.001 g^2) / sqrt(0.001) + eps) ~ 1 - 0.001
+    np.testing.assert_allclose(w, 1 - 0.001, rtol=1e-6)
+    np.testing.assert_allclose(m, 0.05, rtol=1e-6)

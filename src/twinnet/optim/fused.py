@@ -29,44 +29,47 @@ MIN_SIZE = 65536  # values in a parameter (a 256 x 256 weight) before loading nu
 _adam_kernel = None  # compiled on first use; False when numba is missing or disabled
 
 
+def _adam_loop(w, g, m, v, lerp_from_end, lerp_weight, lerp_weight_minus_one, beta2,
+               one_minus_beta2, neg_step_size, bias_correction2_sqrt, eps,
+               coupled, weight_decay, decoupled, decay):
+    """Adam(W) over 1-D arrays, one coordinate at a time (plain Python: numba compiles it)."""
+    for i in range(w.size):
+        wi = w[i]
+        if decoupled:
+            # AdamW: w = w * (1 - lr * wd)
+            wi = wi * decay
+        gi = g[i]
+        if coupled:
+            # Adam: g = wd * w + grad
+            gi = wi * weight_decay + gi
+        # m = lerp(m, g, 1 - beta1), in torch's two-branch form (see optimizer.lerp_)
+        diff = gi - m[i]
+        if lerp_from_end:
+            mi = gi + diff * lerp_weight_minus_one
+        else:
+            mi = m[i] + diff * lerp_weight
+        # v = beta2 * v + (1 - beta2) * g * g
+        vi = v[i] * beta2 + gi * one_minus_beta2 * gi
+        # w = w + (-step_size * m) / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        w[i] = wi + (mi * neg_step_size) / (np.sqrt(vi) / bias_correction2_sqrt + eps)
+        m[i] = mi
+        v[i] = vi
+
+
 def _compile():
-    """The numba-compiled kernel, or False when fused updates are unavailable."""
+    """The numba-compiled ``_adam_loop``, or False when fused updates are unavailable."""
     if os.environ.get("TWINNET_FUSED", "1") == "0":
         return False
     try:
         import numba
     except ImportError:
         return False
-
     # error_model="numpy": a division by zero gives inf/nan as in NumPy, with no check
     # per coordinate (the check would stop the loop from being vectorised)
-    @numba.njit(nogil=True, cache=True, error_model="numpy")
-    def adam_kernel(w, g, m, v, lerp_from_end, lerp_weight, lerp_weight_minus_one, beta2,
-                    one_minus_beta2, neg_step_size, bias_correction2_sqrt, eps,
-                    coupled, weight_decay, decoupled, decay):
-        for i in range(w.size):
-            wi = w[i]
-            if decoupled:
-                # AdamW: w = w * (1 - lr * wd)
-                wi = wi * decay
-            gi = g[i]
-            if coupled:
-                # Adam: g = wd * w + grad
-                gi = wi * weight_decay + gi
-            # m = lerp(m, g, 1 - beta1), in torch's two-branch form (see optimizer.lerp_)
-            diff = gi - m[i]
-            if lerp_from_end:
-                mi = gi + diff * lerp_weight_minus_one
-            else:
-                mi = m[i] + diff * lerp_weight
-            # v = beta2 * v + (1 - beta2) * g * g
-            vi = v[i] * beta2 + gi * one_minus_beta2 * gi
-            # w = w + (-step_size * m) / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-            w[i] = wi + (mi * neg_step_size) / (np.sqrt(vi) / bias_correction2_sqrt + eps)
-            m[i] = mi
-            v[i] = vi
-
-    return adam_kernel
+    try:
+        return numba.njit(_adam_loop, nogil=True, cache=True, error_model="numpy")
+    except RuntimeError:  # nowhere writable for numba's disk cache (a read-only install)
+        return numba.njit(_adam_loop, nogil=True, error_model="numpy")
 
 
 def adam_step(w, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,

@@ -30,7 +30,7 @@ def test_every_contender_trains_and_the_table_is_written(throughput, tmp_path, m
     try:
         import torch  # noqa: F401
 
-        names.append("pytorch")
+        names += ["pytorch", "pytorch-fused"]
     except ImportError:
         pass
     monkeypatch.setattr(throughput.time, "sleep", lambda s: None)

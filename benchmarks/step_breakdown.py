@@ -22,22 +22,15 @@ def main() -> None:
     ap.add_argument("--numpy-only", action="store_true", help="Adam's update as NumPy passes, as without numba")
     args = ap.parse_args()
 
-    from throughput import mnist_like
+    from throughput import mnist_like, twinnet_setup
 
-    from twinnet import losses, optim
-    from twinnet.data import BatchLoader
-    from twinnet.models import build_mlp
     from twinnet.optim import fused
 
     if args.numpy_only:
         fused._adam_kernel = False
     layers = [int(n) for n in args.layers.split(",")]
     x, y, source = mnist_like(60000)
-    model = build_mlp(layers, rng=0)
-    model[0].input_grad = False  # as Trainer.fit does
-    loss_fn = losses.CrossEntropyLoss()
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-    loader = BatchLoader(x, y, args.batch, seed=0, drop_last=True)
+    model, loss_fn, opt, loader = twinnet_setup(layers, x, y, args.batch)  # as Trainer.fit trains
 
     seconds: dict[str, float] = {}
 

@@ -53,19 +53,26 @@ def mnist_like(n: int, seed: int = 0):
 # -- contenders: each returns a function that runs `steps` training steps ----------------
 
 
-def twinnet_runner(layers, x, y, batch, fused_adam=True):
-    """twinnet's training step as Trainer.fit runs it; ``fused_adam=False``: NumPy only
-    (Adam's update as NumPy passes, as without numba)."""
+def twinnet_setup(layers, x, y, batch):
+    """The model, loss, optimiser and loader of twinnet's contender (and of step_breakdown.py)."""
     from twinnet import losses, optim
     from twinnet.data import BatchLoader
     from twinnet.models import build_mlp
-    from twinnet.optim import fused
 
     model = build_mlp(layers, rng=0)
     model[0].input_grad = False  # as Trainer.fit does: nobody needs dL/d(data)
     loss_fn = losses.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=1e-3)
     loader = BatchLoader(x, y, batch, seed=0, drop_last=True)
+    return model, loss_fn, opt, loader
+
+
+def twinnet_runner(layers, x, y, batch, fused_adam=True):
+    """twinnet's training step as Trainer.fit runs it; ``fused_adam=False``: NumPy only
+    (Adam's update as NumPy passes, as without numba)."""
+    from twinnet.optim import fused
+
+    model, loss_fn, opt, loader = twinnet_setup(layers, x, y, batch)
 
     def run(steps):
         kernel = fused._adam_kernel

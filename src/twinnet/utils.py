@@ -71,10 +71,10 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         raise TypeError(f"atomic_write data must be bytes, got {type(data).__name__}")
     with atomic_open(path, "wb") as f:
         f.write(data)
-    remove_orphan_temp_files(path)
+    _remove_orphan_temp_files(path)
 
 
-def remove_orphan_temp_files(path: str | os.PathLike) -> None:
+def _remove_orphan_temp_files(path: str | os.PathLike) -> None:
     """Delete the ``.<name>.*.tmp`` files next to ``path``, which is how ``atomic_open``
     names its temp files. They never shadow the real file (it is only read under its own
     name), but each holds a partial copy's worth of disk space."""

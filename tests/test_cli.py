@@ -233,22 +233,37 @@ def _train_cmd(out, *extra):
     ]
 
 
+# `twinnet train` that sends itself SIGKILL right after its Nth checkpoint is on disk: a
+# real kill at a known moment, however fast the machine trains (a kill after a sleep
+# landed after the end of training once the engine got fast enough)
+_SIGKILL_AFTER_NTH_CHECKPOINT = """
+import os, signal, sys
+real_replace = os.replace
+saves = []
+def replace(src, dst):
+    real_replace(src, dst)
+    if str(dst).endswith("checkpoint.safetensors"):
+        saves.append(dst)
+        if len(saves) == int(os.environ["KILL_AFTER_CHECKPOINTS"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+from twinnet.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     subprocess.run(_train_cmd(tmp_path / "ref"), check=True, env=env, capture_output=True)
     ref, _ = load_tensors(tmp_path / "ref" / "model.safetensors")
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "state" / "checkpoint.safetensors"
-    deadline = time.time() + 60
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    time.sleep(0.15)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    # 3 epochs of 132 steps, a checkpoint every 7: the 25th is at step 175, mid epoch 2
+    cmd = [sys.executable, "-c", _SIGKILL_AFTER_NTH_CHECKPOINT, *_train_cmd(out)[3:]]
+    killed = subprocess.run(cmd, env={**env, "KILL_AFTER_CHECKPOINTS": "25"}, capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (out / "model.safetensors").exists()
+    assert (out / "history.csv").read_text().count("\n") == 2  # header and epoch 1: killed mid epoch 2
 
     resumed = subprocess.run([sys.executable, "-m", "twinnet.cli.main", "train", "--resume", str(out), "--quiet"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -233,10 +232,10 @@ def _train_cmd(out, *extra):
     ]
 
 
-# `twinnet train` that sends itself SIGKILL right after its Nth checkpoint is on disk: a
-# real kill at a known moment, however fast the machine trains (a kill after a sleep
+# `twinnet train` that sends itself a signal right after its Nth checkpoint is on disk: a
+# real signal at a known moment, however fast the machine trains (a kill after a sleep
 # landed after the end of training once the engine got fast enough)
-_SIGKILL_AFTER_NTH_CHECKPOINT = """
+_SIGNAL_AFTER_NTH_CHECKPOINT = """
 import os, signal, sys
 real_replace = os.replace
 saves = []
@@ -245,7 +244,7 @@ def replace(src, dst):
     if str(dst).endswith("checkpoint.safetensors"):
         saves.append(dst)
         if len(saves) == int(os.environ["KILL_AFTER_CHECKPOINTS"]):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
 os.replace = replace
 from twinnet.cli.main import main
 sys.exit(main(sys.argv[1:]))
@@ -259,8 +258,8 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     out = tmp_path / "killed"
     # 3 epochs of 132 steps, a checkpoint every 7: the 25th is at step 175, mid epoch 2
-    cmd = [sys.executable, "-c", _SIGKILL_AFTER_NTH_CHECKPOINT, *_train_cmd(out)[3:]]
-    killed = subprocess.run(cmd, env={**env, "KILL_AFTER_CHECKPOINTS": "25"}, capture_output=True, timeout=120)
+    cmd = [sys.executable, "-c", _SIGNAL_AFTER_NTH_CHECKPOINT, *_train_cmd(out)[3:]]
+    killed = subprocess.run(cmd, env={**env, "SIGNAL": "SIGKILL", "KILL_AFTER_CHECKPOINTS": "25"}, capture_output=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (out / "model.safetensors").exists()
     assert (out / "history.csv").read_text().count("\n") == 2  # header and epoch 1: killed mid epoch 2
@@ -275,14 +274,12 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 def test_sigterm_saves_a_checkpoint_and_exits_130(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (out / "state").exists() and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "--resume" in err and (out / "state" / "checkpoint.safetensors").is_file()
+    cmd = [sys.executable, "-c", _SIGNAL_AFTER_NTH_CHECKPOINT, *_train_cmd(out)[3:]]
+    env = {**os.environ, "SIGNAL": "SIGTERM", "KILL_AFTER_CHECKPOINTS": "2"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert "--resume" in proc.stderr and (out / "state" / "checkpoint.safetensors").is_file()
+    assert not (out / "model.safetensors").exists()
 
 
 # -- the main job ---------------------------------------------------------------------------

@@ -126,19 +126,36 @@ def continue_run(out: Path, capsys) -> str:
 # -- SIGINT / SIGTERM: clean stop, checkpoint, exit 130 -------------------------------------------
 
 
+# the victim signals itself right after its 7th optimiser step (between the checkpoints of
+# steps 5 and 10): a real signal at a known moment, however fast the run (a signal sent
+# from here after polling for a checkpoint can arrive after a fast run has finished)
+_SIGNALS_AFTER_STEP_7 = """
+import os, signal, sys, time
+from twinnet.optim.optimizer import Optimizer
+real_step = Optimizer.step
+steps = []
+def step(self, closure=None):
+    loss = real_step(self, closure)
+    steps.append(1)
+    if len(steps) == 7:
+        for name in os.environ["SIGNALS"].split(","):
+            os.kill(os.getpid(), getattr(signal, name))
+            time.sleep(0.01)
+    return loss
+Optimizer.step = step
+from twinnet.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.parametrize("signals", [["SIGINT"], ["SIGTERM"], ["SIGINT", "SIGINT"]])
 def test_signal_saves_checkpoint_exits_130_and_resume_is_bit_identical(
     tmp_path, reference, signals, capsys
 ):
     out = tmp_path / "run"
-    proc = victim(out)
-    deadline = time.time() + 60
-    while not (out / STATE).exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.002)
-    for name in signals:  # twice: an impatient user pressing Ctrl-C again
-        proc.send_signal(getattr(signal, name))
-        time.sleep(0.01)
-    _, err = proc.communicate(timeout=60)
+    cmd = [sys.executable, "-c", _SIGNALS_AFTER_STEP_7, "train", *ARGS, "--out", str(out)]
+    proc = subprocess.run(cmd, env={**ENV, "SIGNALS": ",".join(signals)}, capture_output=True, text=True, timeout=120)
+    err = proc.stderr
     state = load_state(out / STATE)
     if len(signals) == 1:
         assert proc.returncode == 130, err
@@ -148,9 +165,7 @@ def test_signal_saves_checkpoint_exits_130_and_resume_is_bit_identical(
             f"twinnet train --resume {out}"
         )
         step = int(lines[0].split("step ")[1].split(";")[0])
-        assert (
-            state["global_step"] == step < STEPS
-        )  # saved where it stopped, not at the last multiple of 5
+        assert state["global_step"] == step == 7  # saved where it stopped, not at step 5
     else:
         # the second Ctrl-C lands after the trainer gave SIGINT back to Python: exit 130 from
         # main, or death by SIGINT (-2; a shell shows 130 too). Either way the checkpoint is whole.

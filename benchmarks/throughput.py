@@ -190,7 +190,7 @@ CONTENDERS = {
 }
 
 
-def measure(x, y, layers, batch, steps, repeats, names, seed=0):
+def measure(x, y, layers, batch, steps, repeats, names):
     """Samples per second of each contender in each round: {name: [rate, ...]}.
 
     Every round runs every contender once, in a new random order (so that none always
@@ -204,7 +204,7 @@ def measure(x, y, layers, batch, steps, repeats, names, seed=0):
             print(f"  {name}: not installed, skipped")
     for run in runners.values():
         run(max(3, steps // 10))  # warm up
-    order = np.random.default_rng(seed)
+    order = np.random.default_rng(0)
     rates = {name: [] for name in runners}
     for _ in range(repeats):
         for name in order.permutation(list(runners)):
@@ -307,23 +307,29 @@ def default_runs() -> tuple[dict, dict]:
 MAX_EPOCHS_TO_98 = 16  # the defaults train 8 epochs; scikit-learn (no schedule) gets twice that
 
 
-def default_setup():
-    """The default run's config, data splits and initial model (twinnet's)."""
+def times_to_98() -> dict:
+    """Seconds of training until the default run first reaches 98% test accuracy, for
+    twinnet, scikit-learn and (when installed) PyTorch, all on the same splits."""
     from twinnet.config import TrainConfig
     from twinnet.train.run import load_splits
-    from twinnet.train.setup import make_model
 
     config = TrainConfig()
-    return config, load_splits(config), make_model(config)
+    splits = load_splits(config)
+    result = {"twinnet": time_to_98(config, splits), "sklearn": time_to_98_sklearn(config, splits)}
+    try:
+        result["pytorch"] = time_to_98_pytorch(config, splits)
+    except ImportError:
+        pass
+    return result
 
 
-def time_to_98() -> dict:
+def time_to_98(config, splits) -> dict:
     """Seconds of training until the default run first reaches 98% test accuracy."""
     from twinnet.train.callbacks import Callback, LRSchedulerCallback
-    from twinnet.train.setup import make_loss, make_optimizer, make_scheduler
+    from twinnet.train.setup import make_loss, make_model, make_optimizer, make_scheduler
     from twinnet.train.trainer import Trainer
 
-    config, splits, model = default_setup()
+    model = make_model(config)
     opt = make_optimizer(config, model)
     sched, interval = make_scheduler(config, opt, -(-len(splits.train) // config.batch_size))
     result = {"seconds": None, "epoch": None}
@@ -348,15 +354,15 @@ def time_to_98() -> dict:
     return result
 
 
-def time_to_98_pytorch() -> dict:
+def time_to_98_pytorch(config, splits) -> dict:
     """The same for PyTorch: the default run's model (same initial weights), Adam, cosine
     schedule stepped per batch, batch size and data order, in a plain torch loop."""
     import torch
 
     from twinnet import twin
+    from twinnet.train.setup import make_model
 
-    config, splits, model = default_setup()
-    model = twin.to_torch(model)
+    model = twin.to_torch(make_model(config))
     n, batch = len(splits.train), config.batch_size
     steps_per_epoch = -(-n // batch)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -384,12 +390,11 @@ def time_to_98_pytorch() -> dict:
     return result
 
 
-def time_to_98_sklearn() -> dict:
+def time_to_98_sklearn(config, splits) -> dict:
     """The same for scikit-learn's MLPClassifier (Adam, constant learning rate: it has no
     cosine schedule), one ``partial_fit`` epoch at a time, up to MAX_EPOCHS_TO_98."""
     from sklearn.neural_network import MLPClassifier
 
-    config, splits, _ = default_setup()
     clf = MLPClassifier(hidden_layer_sizes=(512, 256), batch_size=config.batch_size, alpha=0.0,
                         learning_rate_init=config.lr, random_state=0)
     classes = np.unique(splits.train.y)
@@ -476,11 +481,7 @@ def main() -> None:
             print(json.dumps(row))
     if not args.quick:
         results["train_peak_rss_mb"], results["default_run"] = default_runs()
-        results["time_to_98"] = {"twinnet": time_to_98(), "sklearn": time_to_98_sklearn()}
-        try:
-            results["time_to_98"]["pytorch"] = time_to_98_pytorch()
-        except ImportError:
-            pass
+        results["time_to_98"] = times_to_98()
     results["gradcheck_20_64_32_1_seconds"] = round(gradcheck_seconds(), 3)
     print(json.dumps({k: v for k, v in results.items() if k != "throughput"}, indent=2))
     if not args.quick:
@@ -492,8 +493,8 @@ def _ratio(row: dict, other: str) -> str:
     """'1.39 (1.31-1.45)': the median per-round ratio and its interquartile range."""
     if f"twinnet/{other}" not in row:
         return "-"
-    lo, hi = row.get(f"twinnet/{other} IQR", (None, None))
-    return f"{row[f'twinnet/{other}']} ({lo}-{hi})" if lo is not None else str(row[f"twinnet/{other}"])
+    lo, hi = row[f"twinnet/{other} IQR"]
+    return f"{row[f'twinnet/{other}']} ({lo}-{hi})"
 
 
 def _seconds_to_98(t98: dict) -> str:

@@ -31,6 +31,7 @@ from twinnet.experiments import (
     depth_vs_width,
     double_descent,
     init_variance,
+    linear_collapse,
     lr_sweep,
     optimizers,
     perceptron,
@@ -52,6 +53,7 @@ _MODULES = (
     depth_vs_width,
     double_descent,
     ablation,
+    linear_collapse,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

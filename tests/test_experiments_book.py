@@ -1,0 +1,56 @@
+"""The experiments that reproduce the book chapter's remaining claims (issue 18).
+
+Each quick run must reproduce its claim; the assertions are on the claim itself
+(accuracies on either side of a line, identical rows, a norm that explodes), not on
+numbers copied from a run.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from twinnet.experiments import EXPERIMENTS, linear_collapse, run_experiment
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=1):
+        yield
+
+
+def quick(name: str, tmp_path) -> dict:
+    """Run experiment ``name`` in quick mode; check results.json and its PNG plots."""
+    out = tmp_path / name
+    results = run_experiment(name, out, quick=True)
+    assert json.loads((out / "results.json").read_text()) == results
+    assert results["claim"] == EXPERIMENTS[name][1] and results["quick"] is True
+    assert results["plots"]
+    for png in results["plots"]:
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return results
+
+
+def test_linear_collapse(tmp_path):
+    r = quick("linear-collapse", tmp_path)
+    for name in ("xor_linear", "spirals_linear"):
+        assert r[name]["max_diff_vs_single_matrix"] < 1e-10
+        assert r[name]["accuracy"] == r[name]["single_matrix_accuracy"]
+    assert r["xor_linear"]["accuracy"] <= 0.75 and r["xor_ReLU"]["accuracy"] == 1.0
+    assert r["spirals_linear"]["accuracy"] < 0.6 < 0.9 < r["spirals_ReLU"]["accuracy"]
+    assert r["claim_holds"]
+
+
+def test_collapse_of_hand_made_layers():
+    net = linear_collapse.build(3, 2, relu=False, seed=1)
+    w, b = linear_collapse.collapse(net)
+    x = np.random.default_rng(2).standard_normal((5, 3))
+    expected = x
+    for layer in net:  # by hand: one layer after the other
+        expected = expected @ layer.weight.data.T + layer.bias.data
+    np.testing.assert_allclose(x @ w.T + b, expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="only Linear"):
+        linear_collapse.collapse(linear_collapse.build(3, 2, relu=True, seed=1))

@@ -54,3 +54,14 @@ def test_collapse_of_hand_made_layers():
     np.testing.assert_allclose(x @ w.T + b, expected, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="only Linear"):
         linear_collapse.collapse(linear_collapse.build(3, 2, relu=True, seed=1))
+
+
+def test_symmetry_breaking(tmp_path):
+    r = quick("symmetry-breaking", tmp_path)
+    s = r["starts"]
+    assert s["zero"]["max_unit_spread"] == 0.0
+    assert s["constant 0.5"]["max_unit_spread"] < 1e-9  # rows identical at every step
+    assert s["constant 0.5"]["w1_moved_from_start"] > 0.01  # ... although they moved
+    assert s["random (default)"]["final_unit_spread"] > 0.1
+    assert s["random (default)"]["accuracy"] > s["constant 0.5"]["accuracy"]
+    assert r["claim_holds"]

@@ -35,6 +35,7 @@ from twinnet.experiments import (
     lr_sweep,
     optimizers,
     perceptron,
+    symmetry,
     universal_approximation,
     vanishing_gradients,
     xor,
@@ -54,6 +55,7 @@ _MODULES = (
     double_descent,
     ablation,
     linear_collapse,
+    symmetry,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

@@ -65,3 +65,14 @@ def test_symmetry_breaking(tmp_path):
     assert s["random (default)"]["final_unit_spread"] > 0.1
     assert s["random (default)"]["accuracy"] > s["constant 0.5"]["accuracy"]
     assert r["claim_holds"]
+
+
+def test_exploding_gradients(tmp_path):
+    r = quick("exploding-gradients", tmp_path)
+    plain, clipped = r["no_clipping"], r["clipped"]
+    assert plain["first_grad_norm"] > 1e3  # exploded from the first step
+    assert plain["diverged"] and plain["steps_until_non_finite"] is not None
+    assert not clipped["diverged"]
+    assert clipped["final_loss"] < 0.01 * clipped["first_loss"]
+    assert clipped["final_loss"] < r["target_variance"]
+    assert r["claim_holds"]

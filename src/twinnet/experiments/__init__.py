@@ -30,6 +30,7 @@ from twinnet.experiments import (
     dead_relu,
     depth_vs_width,
     double_descent,
+    exploding_gradients,
     init_variance,
     linear_collapse,
     lr_sweep,
@@ -56,6 +57,7 @@ _MODULES = (
     ablation,
     linear_collapse,
     symmetry,
+    exploding_gradients,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

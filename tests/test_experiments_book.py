@@ -76,3 +76,21 @@ def test_exploding_gradients(tmp_path):
     assert clipped["final_loss"] < 0.01 * clipped["first_loss"]
     assert clipped["final_loss"] < r["target_variance"]
     assert r["claim_holds"]
+
+
+def test_activation_table(tmp_path):
+    r = quick("activation-table", tmp_path)
+    t = r["table"]
+    assert t["sigmoid"]["max_derivative"] == pytest.approx(0.25, abs=1e-9)
+    assert t["tanh"]["max_derivative"] == pytest.approx(1.0, abs=1e-9)
+    # GELU' = Phi(z) + z phi(z) peaks at z = sqrt(2): Phi(sqrt 2) + sqrt(2) phi(sqrt 2)
+    from scipy.stats import norm
+
+    gelu_peak = norm.cdf(np.sqrt(2)) + np.sqrt(2) * norm.pdf(np.sqrt(2))
+    assert t["gelu"]["max_derivative"] == pytest.approx(gelu_peak, abs=1e-5)
+    assert t["gelu"]["max_derivative"] > 1.08  # the text's bound does not hold
+    assert t["silu"]["max_derivative"] == pytest.approx(1.0998, abs=1e-4)
+    assert t["sigmoid"]["saturates"] == t["tanh"]["saturates"] == ["negative", "positive"]
+    assert t["relu"]["derivative_exactly_zero"] == "z < 0"
+    assert t["gelu"]["min_f"] == pytest.approx(-0.17, abs=5e-3)
+    assert r["claim_holds"]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from twinnet.experiments import (
     ablation,
+    activation_table,
     click,
     dead_relu,
     depth_vs_width,
@@ -58,6 +59,7 @@ _MODULES = (
     linear_collapse,
     symmetry,
     exploding_gradients,
+    activation_table,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

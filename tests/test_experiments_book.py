@@ -94,3 +94,62 @@ def test_activation_table(tmp_path):
     assert t["relu"]["derivative_exactly_zero"] == "z < 0"
     assert t["gelu"]["min_f"] == pytest.approx(-0.17, abs=5e-3)
     assert r["claim_holds"]
+
+
+# -- twinnet gradcheck: the chapter's bands and its two traps --------------------------------
+
+
+def test_gradcheck_bands():
+    from twinnet import check
+
+    assert [check.band(v) for v in (1e-10, 9.9e-6, 1e-5, 5e-4, 1e-3, 0.2)] == [
+        "correct", "correct", "inspect", "inspect", "bug", "bug"
+    ]
+
+
+def test_gradcheck_float32_trap_on_a_correct_layer():
+    from twinnet import check, losses, nn
+
+    rng = np.random.default_rng(0)
+    layer = nn.Linear(4, 3, dtype=np.float32, rng=rng)  # a correct backward
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    y = rng.normal(size=(5, 3)).astype(np.float32)
+    report = check.gradcheck(layer, losses.MSELoss(), x, y, eps=1e-5, allow_float32=True)
+    assert report.dtype == "float32" and not report.passed
+    assert any(check.band(c.rel_error) != "correct" for c in report.checks)
+    assert any("float32 cannot use eps = 1e-05" in t for t in report.traps)
+    layer64 = nn.Linear(4, 3, dtype=np.float64, rng=np.random.default_rng(0))
+    ok = check.gradcheck(layer64, losses.MSELoss(), x.astype(np.float64), y.astype(np.float64), eps=1e-5)
+    assert ok.passed and ok.traps == []
+
+
+def test_gradcheck_relu_kink_trap():
+    from twinnet import check, losses, nn
+
+    rng = np.random.default_rng(0)
+    net = nn.Sequential(nn.Linear(3, 4, dtype=np.float64, rng=rng), nn.ReLU(),
+                        nn.Linear(4, 1, dtype=np.float64, rng=rng))
+    x, y = rng.normal(size=(2, 3)), rng.normal(size=(2, 1))
+    clean = check.gradcheck(net, losses.MSELoss(), x, y, eps=1e-6)
+    assert clean.passed and clean.near_kink == 0 and clean.traps == []
+    z = check.place_near_kink(net, x, 1e-6)
+    assert abs(z) < 1e-6
+    report = check.gradcheck(net, losses.MSELoss(), x, y, eps=1e-6)
+    assert report.near_kink >= 1 and report.closest_kink < 1e-6
+    assert not report.passed  # a correct backward looks wrong at the kink
+    assert any("closer to the kink" in t for t in report.traps)
+    assert "forward" not in net[1].__dict__  # forward restored to the class method
+
+
+def test_gradcheck_cli_prints_bands_and_traps(capsys):
+    from twinnet.cli.main import main
+
+    assert main(["gradcheck", "--layers", "4,3,2", "--activation", "tanh"]) == 0
+    out = capsys.readouterr().out
+    assert "chapter" in out and "correct" in out and "trap:" not in out
+    assert main(["gradcheck", "--layers", "4,3,2", "--dtype", "float32", "--eps", "1e-5"]) == 1
+    assert "trap: float32 cannot use eps" in capsys.readouterr().out
+    assert main(["gradcheck", "--layers", "4,3,2", "--activation", "relu", "--kink"]) == 1
+    assert "closer to the kink" in capsys.readouterr().out
+    assert main(["gradcheck", "--layers", "4,3,2", "--activation", "tanh", "--kink"]) == 2
+    assert main(["gradcheck", "--dtype", "float16"]) == 2

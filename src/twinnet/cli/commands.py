@@ -183,11 +183,18 @@ def cmd_gradcheck(args) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not args.eps > 0:
         raise ValueError(f"--eps must be > 0, got {args.eps}")
+    dtypes = {"float64": np.float64, "float32": np.float32}
+    dtype_name = getattr(args, "dtype", "float64")
+    if dtype_name not in dtypes:
+        raise ValueError(f"--dtype must be float64 or float32, got {dtype_name!r}")
+    dtype = dtypes[dtype_name]
     rng = np.random.default_rng(args.seed)
-    model = build_mlp(args.layers, args.activation, dropout=args.dropout, norm=args.norm, dtype=np.float64, rng=rng)
+    model = build_mlp(args.layers, args.activation, dropout=args.dropout, norm=args.norm, dtype=dtype, rng=rng)
     n_out = args.layers[-1]
     kind = args.loss or ("bce-logits" if n_out == 1 else "cross-entropy")
-    x = rng.normal(size=(args.batch_size, args.layers[0]))
+    x = rng.normal(size=(args.batch_size, args.layers[0])).astype(dtype)
+    if getattr(args, "kink", False):
+        check.place_near_kink(model, x, args.eps)
     if kind == "cross-entropy":
         loss_fn, y = losses.CrossEntropyLoss(), rng.integers(0, n_out, args.batch_size)
     elif kind == "bce-logits":
@@ -196,8 +203,10 @@ def cmd_gradcheck(args) -> int:
         loss_fn, y = losses.MSELoss(), rng.normal(size=(args.batch_size, n_out))
     else:
         raise ValueError(f"--loss must be mse, bce-logits or cross-entropy, got {kind!r}")
-    report = check.gradcheck(model, loss_fn, x, y, eps=args.eps)
-    print(f"gradcheck of {args.layers} {args.activation} MLP with {type(loss_fn).__name__}, float64, batch {args.batch_size}")
+    if dtype is np.float32 and kind != "cross-entropy":
+        y = y.astype(np.float32)
+    report = check.gradcheck(model, loss_fn, x, y, eps=args.eps, allow_float32=dtype is np.float32)
+    print(f"gradcheck of {args.layers} {args.activation} MLP with {type(loss_fn).__name__}, {dtype_name}, batch {args.batch_size}")
     print(report)
     return 0 if report.passed else 1
 

@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--eps", type=float, default=1e-6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float64", help="float64 (default) or float32 (shows why float32 fails)")
+    p.add_argument("--kink", action="store_true", help="put one hidden pre-activation within eps of the ReLU kink")
 
     p = sub.add_parser("twin", help="compare the NumPy engine with its PyTorch twin")
     p.add_argument("--layers", type=_int_list, default=[20, 64, 32, 10])

@@ -350,6 +350,7 @@ def test_names_and_unknown():
         "digits",
         "xor",
         "click",
+        "click-book",
         "spirals",
         "two-spirals",
         "sine",

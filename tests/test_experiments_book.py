@@ -153,3 +153,43 @@ def test_gradcheck_cli_prints_bands_and_traps(capsys):
     assert "closer to the kink" in capsys.readouterr().out
     assert main(["gradcheck", "--layers", "4,3,2", "--activation", "tanh", "--kink"]) == 2
     assert main(["gradcheck", "--dtype", "float16"]) == 2
+
+
+# -- the chapter's click data and project ---------------------------------------------------
+
+
+def test_click_book_data_is_the_chapters_generator():
+    from twinnet import data
+    from twinnet.data import synthetic
+
+    d = synthetic.generate_click_data()
+    assert [len(d[f"y_{s}"]) for s in ("train", "val", "test")] == [7000, 1500, 1500]
+    # the chapter's code, written out here independently: same seed, same draws
+    rng = np.random.default_rng(42)
+    x = rng.standard_normal((10_000, 20))
+    logit = (0.5 * x[:, 0] * x[:, 1] - 0.3 * x[:, 2] ** 2 + 0.8 * np.sin(x[:, 3] * np.pi)
+             + 0.4 * x[:, 4] * x[:, 5] - 0.2 * np.abs(x[:, 6]) + 0.1 * np.sum(x[:, 7:12], axis=1))
+    y = rng.binomial(1, 1 / (1 + np.exp(-logit)))
+    np.testing.assert_array_equal(d["X_train"], x[:7000])
+    np.testing.assert_array_equal(d["y_test"], y[8500:])
+    np.testing.assert_allclose(d["p_val"], 1 / (1 + np.exp(-logit[7000:8500])))
+    s = data.load("click-book")
+    assert (len(s.train), len(s.val), len(s.test)) == (7000, 1500, 1500)
+    assert s.n_features == 20 and 0.38 < s.train.y.mean() < 0.46
+
+
+def test_click_book(tmp_path):
+    r = quick("click-book", tmp_path)
+    best = r["bayes"]
+    models = [k for k in ("numpy_mlp", "torch_mlp", "logistic", "first_run_mlp") if k in r]
+    for k in models:
+        for split in ("val", "test"):
+            assert r[k][split]["auc"] <= best[split]["auc"] + 0.005
+            assert r[k][split]["accuracy"] <= best[split]["accuracy"] + 0.01
+    assert best["val"]["accuracy"] < 0.7007  # the chapter's printed Val Acc is above the limit
+    assert best["val"]["expected_accuracy"] < 0.7007
+    if r["torch_skipped"] is None:  # the twin trains to the same model
+        assert abs(r["torch_mlp"]["test"]["auc"] - r["numpy_mlp"]["test"]["auc"]) < 1e-6
+    else:
+        assert "torch" in r["torch_skipped"].lower()
+    assert r["claim_holds"]

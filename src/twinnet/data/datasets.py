@@ -9,6 +9,7 @@ Every dataset becomes a ``DatasetSplits`` with train, val and test ``Dataset``s:
     xor            binary      2         the classic 4 points (no val, test: the same 4);
                                          with n_samples: noisy copies, 70/15/15     none
     click          binary      20        70/15/15 of 20000                    standard, per feature
+    click-book     binary      20        70/15/15 of 10000 (the chapter's)    none
     spirals        multiclass  2         70/15/15 of 1500, 3 arms             none
     two-spirals    multiclass  2         70/15/15 of 1000, 2 arms             none
     sine           regression  1         70/15/15 of 1000                     none
@@ -289,6 +290,11 @@ REGISTRY: dict[str, _Entry] = {
         "synthetic click prediction, 20 features, nonlinear logit, ~24% positive",
         "binary", "standard", per_feature=True, val_fraction=0.15, test_fraction=0.15,
         classes=("no click", "click"), make=_synthetic(synthetic.click, 20000),
+    ),
+    "click-book": _Entry(  # the chapter's generate_click_data (exact arrays: synthetic.generate_click_data)
+        "the chapter's click data: its logit, 10,000 rows, 70/15/15, ~42% positive",
+        "binary", "none", per_feature=True, val_fraction=0.15, test_fraction=0.15,
+        classes=("no click", "click"), make=_synthetic(synthetic.click_book, synthetic.CLICK_BOOK_ROWS),
     ),
     "spirals": _Entry(
         "three interleaved spirals in the plane",

@@ -97,3 +97,53 @@ def sine(rng: np.random.Generator, n_samples: int = 1000, noise: float = 0.1):
     x = rng.uniform(-1.0, 1.0, (n_samples, 1))
     y = np.sin(np.pi * x) + noise * rng.standard_normal((n_samples, 1))
     return x, y
+
+
+# the chapter's generate_click_data: its logit coefficients, as printed
+CLICK_BOOK_SEED = 42
+CLICK_BOOK_ROWS = 10_000
+
+
+def click_book_logit(x: np.ndarray) -> np.ndarray:
+    """The chapter's click logit for features x (N, >= 12) -> (N,):
+
+    0.5 x0 x1 - 0.3 x2^2 + 0.8 sin(pi x3) + 0.4 x4 x5 - 0.2 |x6| + 0.1 (x7 + ... + x11).
+    """
+    return (
+        0.5 * x[:, 0] * x[:, 1]
+        - 0.3 * x[:, 2] ** 2
+        + 0.8 * np.sin(x[:, 3] * np.pi)
+        + 0.4 * x[:, 4] * x[:, 5]
+        - 0.2 * np.abs(x[:, 6])
+        + 0.1 * np.sum(x[:, 7:12], axis=1)
+    )
+
+
+def click_book(rng: np.random.Generator, n_samples: int = CLICK_BOOK_ROWS, n_features: int = 20):
+    """The chapter's click data, drawn as its ``generate_click_data`` draws it: x from
+    ``rng.standard_normal((n, d))``, then y = ``rng.binomial(1, sigmoid(logit))``, about
+    42% ones. Returns x (N, d) float64, y (N,) int64."""
+    if n_features < 12:
+        raise ValueError(f"click-book needs n_features >= 12 (the logit uses x0..x11), got {n_features}")
+    x = rng.standard_normal((n_samples, n_features))
+    p = 1.0 / (1.0 + np.exp(-click_book_logit(x)))
+    y = rng.binomial(1, p).astype(np.int64)
+    return x, y
+
+
+def generate_click_data(
+    n_samples: int = CLICK_BOOK_ROWS, n_features: int = 20, seed: int = CLICK_BOOK_SEED
+) -> dict[str, np.ndarray]:
+    """The chapter's function, same arrays: ``default_rng(seed)``, ``click_book``, and
+    the first 70% / next 15% / last 15% of the rows as train / val / test (no
+    shuffling, no scaling). Also returns each split's true click probability
+    (``p_train``, ...), which the chapter's version does not: the Bayes-optimal scores."""
+    x, y = click_book(np.random.default_rng(seed), n_samples, n_features)
+    p = 1.0 / (1.0 + np.exp(-click_book_logit(x)))
+    n_train, n_val = int(0.7 * n_samples), int(0.15 * n_samples)
+    cuts = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val),
+            "test": slice(n_train + n_val, None)}  # fmt: skip
+    out = {}
+    for split, s in cuts.items():
+        out[f"X_{split}"], out[f"y_{split}"], out[f"p_{split}"] = x[s], y[s], p[s]
+    return out

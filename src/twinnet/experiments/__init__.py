@@ -28,6 +28,7 @@ from twinnet.experiments import (
     ablation,
     activation_table,
     click,
+    click_book,
     dead_relu,
     depth_vs_width,
     double_descent,
@@ -60,6 +61,7 @@ _MODULES = (
     symmetry,
     exploding_gradients,
     activation_table,
+    click_book,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

@@ -193,3 +193,16 @@ def test_click_book(tmp_path):
     else:
         assert "torch" in r["torch_skipped"].lower()
     assert r["claim_holds"]
+
+
+def test_batch_size(tmp_path):
+    r = quick("batch-size", tmp_path)
+    one = r["loss_after_one_epoch"]
+    full, sgd, mini = (f"full batch ({r['n_train']})", "SGD, batch 1", "mini-batch 32")
+    assert one[sgd] < one[mini] < one[full]  # per epoch: more steps, more progress
+    at = r["loss_at_time_budget"]
+    assert at[mini] < at[sgd] and at[mini] < at[full]  # per second: mini-batches
+    # E||g_B - g||^2 = (tr Sigma / B)(N - B)/(N - 1): batch 1 vs 32 about 33x noisier
+    assert 0.5 < r["noise_ratio_1_vs_32"] / r["noise_ratio_expected"] < 2
+    assert r["gradient_noise"][str(r["n_train"])] < 1e-20
+    assert r["claim_holds"]

@@ -27,6 +27,7 @@ from pathlib import Path
 from twinnet.experiments import (
     ablation,
     activation_table,
+    batch_size,
     click,
     click_book,
     dead_relu,
@@ -62,6 +63,7 @@ _MODULES = (
     exploding_gradients,
     activation_table,
     click_book,
+    batch_size,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

@@ -299,3 +299,51 @@ def findings(source) -> list[Finding]:
     for rule in RULES:
         out += rule(table)
     return out
+
+
+# -- overfitting, from the per-epoch history (train_loss and val_loss) -------------------
+
+OVERFITTING = {
+    "rise": 0.10,  # the last val_loss is at least 10% above its best
+    "min_epochs_after_best": 3,  # ... and the best is at least 3 epochs back
+}
+
+
+def overfitting(history) -> list[Finding]:
+    """An "overfitting" warning when the validation loss has risen while the training loss
+    kept falling: the last ``val_loss`` is >= 10% above its minimum, reached at least 3
+    epochs earlier, and the last ``train_loss`` is below the training loss at that best
+    epoch. ``history``: a ``History``, a dict of columns, a list of per-epoch row dicts
+    or a run folder (its ``history.csv``). No val_loss column: no finding."""
+    if isinstance(history, str | Path):
+        from twinnet.train.history import History
+
+        path = Path(history) / "history.csv"
+        history = History.from_csv(path).history if path.is_file() else {}
+    elif hasattr(history, "history") and not isinstance(history, dict | list):
+        history = history.history
+    if isinstance(history, list):
+        history = {k: [r.get(k) for r in history] for k in (history[0] if history else {})}
+    train, val = history.get("train_loss") or [], history.get("val_loss") or []
+    pairs = [(i, t, v) for i, (t, v) in enumerate(zip(train, val, strict=False))
+             if t is not None and v is not None and math.isfinite(t) and math.isfinite(v)]  # fmt: skip
+    if len(pairs) < OVERFITTING["min_epochs_after_best"] + 1:
+        return []
+    best_i, best_train, best_val = min(pairs, key=lambda p: p[2])
+    last_i, last_train, last_val = pairs[-1]
+    epochs = history.get("epoch") or list(range(1, len(train) + 1))
+    rise = (last_val - best_val) / max(abs(best_val), 1e-12)
+    if (
+        last_i - best_i < OVERFITTING["min_epochs_after_best"]
+        or rise < OVERFITTING["rise"]
+        or not last_train < best_train
+    ):
+        return []
+    msg = (
+        f"overfitting: the validation loss rose from {best_val:.4g} at epoch {epochs[best_i]} "
+        f"to {last_val:.4g} at epoch {epochs[last_i]} (+{_pct(rise)}) while the training loss "
+        f"fell from {best_train:.4g} to {last_train:.4g}: the model is memorising its training "
+        "set. Stop at the best epoch (EarlyStopping restores it), add a weight penalty "
+        "(L2 / weight decay) or dropout, or train on more data."
+    )
+    return [Finding("overfitting", "warning", msg, (), int(epochs[last_i]))]

@@ -233,6 +233,7 @@ def render_report(run_dir: str | Path) -> str:
         + (f" · {_e(' · '.join(summary))}" if summary else "")
         + "</p>",
         "<h2>Findings</h2>",
+        _overfitting_section(run_dir),
         diag_note or _findings_section(run_dir, rows),
         "<h2>Final metrics</h2>",
         metrics_html,
@@ -260,3 +261,17 @@ def write_report(run_dir: str | Path) -> Path:
     path = run_dir / "report.html"
     atomic_write(path, page.encode("utf-8"))
     return path
+
+
+def _overfitting_section(run_dir: Path) -> str:
+    """The overfitting finding, read from history.csv (it needs no diagnostics.csv)."""
+    from twinnet.diagnostics.findings import overfitting
+
+    try:
+        found = overfitting(run_dir)
+    except (OSError, ValueError):
+        return ""  # an unreadable history.csv is reported by the plots section
+    return "".join(
+        f'<div class="finding {_e(f.severity)}"><strong>{_e(f.severity)}</strong>: {_e(f.message)}</div>'
+        for f in found
+    )

@@ -38,6 +38,7 @@ from twinnet.experiments import (
     linear_collapse,
     lr_sweep,
     optimizers,
+    overfitting,
     perceptron,
     symmetry,
     universal_approximation,
@@ -64,6 +65,7 @@ _MODULES = (
     activation_table,
     click_book,
     batch_size,
+    overfitting,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

@@ -259,3 +259,96 @@ def test_report_shows_the_overfitting_finding(tmp_path):
     assert "overfitting: the validation loss rose from 0.6 at epoch 2 to 0.9 at epoch 5" in page
     (tmp_path / "history.csv").write_text("epoch,train_loss,val_loss\n1,1.0,1.0\n2,0.5,0.4\n")
     assert "overfitting: the validation loss rose" not in write_report(tmp_path).read_text()
+
+
+# -- twinnet trace: the chapter's warm-up exercises ----------------------------------------
+
+
+def test_trace_linear_output_unit():
+    from twinnet.experiments.trace import trace
+
+    # 2-2-1 sigmoid hidden, linear output: y_hat = z2, delta2 = y_hat - y
+    _, v = trace(output="linear")
+    s = 1 / (1 + np.exp(-np.array([0.07, 0.19])))
+    y_hat = 0.5 * s[0] + 0.6 * s[1]
+    assert v["y_hat"] == pytest.approx(y_hat, rel=1e-12)
+    assert v["delta2"] == pytest.approx(y_hat - 1.0, rel=1e-12)
+    np.testing.assert_allclose(v["dL/dW2"], (y_hat - 1.0) * s, rtol=1e-12)
+
+
+def test_trace_one_one_one_relu_by_hand(capsys):
+    from twinnet.cli.main import main
+
+    # x = 2, W1 = 0.5, W2 = 1.5, y = 3: z1 = 1, y_hat = 1.5, delta2 = -1.5, dL/dW1 = -1.5*1.5*1*2
+    argv = ["trace", "--sizes", "1-1-1", "--activation", "relu", "--output", "linear",
+            "--x", "2", "--w1", "0.5", "--w2", "1.5", "--y", "3", "--explain", "W1[1,1]"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1-1-1 network with relu hidden units and a linear output unit" in out
+    assert "(-1.5) * (1) * (1.5) * (1) * (2)" in out and "= -4.5" in out
+    assert "update: W1[1,1] <- 0.5 - 0.1 * (-4.5) = 0.95" in out
+
+
+def test_trace_explains_the_worked_example_weight():
+    from twinnet.experiments.trace import trace
+
+    text, v = trace(explain="W1[1,2]")
+    # dL/dW12 = (y_hat - y) s'(z2) W2[1] s'(z1[1]) x2, every factor computed here
+    s = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    a1 = s(np.array([0.07, 0.19]))
+    y_hat = s(0.5 * a1[0] + 0.6 * a1[1])
+    expected = (y_hat - 1) * y_hat * (1 - y_hat) * 0.5 * a1[0] * (1 - a1[0]) * 0.1
+    assert v["dL/dW1"][0, 1] == pytest.approx(expected, rel=1e-12)
+    assert "dL/dW1[1,2] = (y_hat - y) * sigmoid'(z2) * W2[1] * sigmoid'(z1[1]) * x[2]" in text
+    assert v["explained"] == "W1[1,2]"
+    for bad in ("W3[1]", "W1[1]", "W1[3,1]", "b2[1]"):
+        with pytest.raises(ValueError, match="--explain"):
+            trace(explain=bad)
+    with pytest.raises(ValueError, match="--sizes"):
+        trace(sizes="2-2-2")
+    with pytest.raises(ValueError, match="--output must be one of"):
+        trace(output="gelu")
+
+
+def test_trace_bigger_network_matches_the_formulas():
+    from twinnet.experiments.trace import trace
+
+    _, v = trace(sizes="3-2-1", activation="tanh", output="linear", x="1,-1,0.5")
+    W1 = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
+    x = np.array([1, -1, 0.5])
+    a1 = np.tanh(W1 @ x)
+    y_hat = np.array([0.5, 0.6]) @ a1
+    delta1 = np.array([0.5, 0.6]) * (y_hat - 1) * (1 - a1**2)
+    np.testing.assert_allclose(v["dL/dW1"], np.outer(delta1, x), rtol=1e-12)
+
+
+def test_xor_book_recipe_equals_the_chapters_numpy_code(tmp_path, capsys):
+    from twinnet.cli.main import main
+    from twinnet.experiments import MODES, xor
+
+    # the chapter's listing, run as printed (independent of twinnet's layers)
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    Y = np.array([[0], [1], [1], [0]], dtype=float)
+    rng = np.random.default_rng(0)
+    W1, b1 = rng.normal(0, 1, (2, 2)), np.zeros((1, 2))
+    W2, b2 = rng.normal(0, 1, (2, 1)), np.zeros((1, 1))
+    for _ in range(10000):
+        A1 = sig(X @ W1 + b1)
+        A2 = sig(A1 @ W2 + b2)
+        dZ2 = 2 * (A2 - Y) / len(X) * A2 * (1 - A2)
+        dZ1 = dZ2 @ W2.T * A1 * (1 - A1)
+        W2 -= 0.5 * A1.T @ dZ2
+        b2 -= 0.5 * dZ2.sum(0, keepdims=True)
+        W1 -= 0.5 * X.T @ dZ1
+        b1 -= 0.5 * dZ1.sum(0, keepdims=True)
+    ours = xor.book_recipe()["predictions"]
+    np.testing.assert_allclose(ours, A2.ravel(), rtol=1e-9, atol=1e-12)
+    assert np.max(np.abs(ours - [0, 1, 1, 0])) < 0.1
+    assert "book" in MODES["xor"]
+    assert main(["experiment", "xor", "--mode", "book", "--quick", "--out", str(tmp_path)]) == 0
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert r["claim_holds"] and r["mode"] == "book" and r["claim"] == MODES["xor"]["book"]
+    assert "--mode book" in capsys.readouterr().out
+    assert main(["experiment", "click", "--mode", "book"]) == 2
+    assert "has no mode 'book'" in capsys.readouterr().err

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float64", help="float64 (tolerance 1e-10) or float32 (1e-5)")
     p.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("trace", help="print the forward and backward pass of the 2-2-1 worked example")
+    p = sub.add_parser("trace", help="print the forward and backward pass of the 2-2-1 worked example (or your own)")
     p.add_argument("--x", default=None, help="input, e.g. 0.5,0.1")
     p.add_argument("--y", type=float, default=None, help="target (default 1)")
     p.add_argument("--w1", default=None, help="W1 row-major, e.g. 0.1,0.2,0.3,0.4")
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--b2", type=float, default=None, help="b2 (default 0)")
     p.add_argument("--activation", default="sigmoid", help="sigmoid (default), relu or tanh")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate for the update step")
+    p.add_argument("--output", default=None, help="output unit: linear, sigmoid, tanh or relu (default: --activation)")
+    p.add_argument("--sizes", default=None, help="network inputs-hidden-1, e.g. 1-1-1 or 3-2-1 (default 2-2-1)")
+    p.add_argument("--explain", default=None, help="write one weight's gradient out factor by factor, e.g. W1[1,2], b1[2], W2[1], b2")
 
     p = sub.add_parser("report", help="write DIR/report.html with plots and findings")
     p.add_argument("dir", help="run folder")
@@ -132,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default runs/experiments/<name>)")
     p.add_argument("--quick", action="store_true", help="a few-seconds version")
     p.add_argument("--data-dir", help="folder holding MNIST (for the MNIST experiments)")
+    p.add_argument("--mode", help="another way to run it, e.g. xor --mode book (--list shows the modes)")
 
     p = sub.add_parser("data", help="dataset utilities")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")

@@ -78,16 +78,28 @@ DEFAULT_ROOT = Path("runs") / "experiments"
 __all__ = [
     "DEFAULT_ROOT",
     "EXPERIMENTS",
+    "MODES",
     "list_experiments",
     "run_experiment",
     "run_experiment_command",
 ]
 
 
+# name -> {mode: claim}: the experiments that can also be run another way (--mode)
+MODES: dict[str, dict[str, str]] = {
+    m.NAME: m.MODES for m in _MODULES if getattr(m, "MODES", None)
+}
+
+
 def list_experiments() -> str:
-    """One line per experiment: its name and its claim."""
+    """One line per experiment: its name and its claim (and one per extra mode)."""
     width = max(len(n) for n in EXPERIMENTS)
-    return "\n".join(f"{name:<{width}}  {claim}" for name, (_, claim) in EXPERIMENTS.items())
+    lines = []
+    for name, (_, claim) in EXPERIMENTS.items():
+        lines.append(f"{name:<{width}}  {claim}")
+        for mode, mode_claim in MODES.get(name, {}).items():
+            lines.append(f"{'':<{width}}  --mode {mode}: {mode_claim}")
+    return "\n".join(lines)
 
 
 def _resolve(name: str) -> str:
@@ -100,13 +112,24 @@ def _resolve(name: str) -> str:
     return key
 
 
-def run_experiment(name: str, out_dir=None, quick: bool = False, data_dir=None) -> dict:
-    """Run experiment ``name`` into ``out_dir`` (default runs/experiments/<name>)
-    and return its results dict (also in ``out_dir/results.json``)."""
+def _check_mode(key: str, mode: str | None) -> None:
+    if mode is not None and mode not in MODES.get(key, {}):
+        have = ", ".join(MODES.get(key, {})) or "none"
+        raise ValueError(f"experiment {key} has no mode {mode!r}; its modes: {have}")
+
+
+def run_experiment(
+    name: str, out_dir=None, quick: bool = False, data_dir=None, mode: str | None = None
+) -> dict:
+    """Run experiment ``name`` (in ``mode``, if it has modes) into ``out_dir`` (default
+    runs/experiments/<name>) and return its results dict (also in ``out_dir/results.json``)."""
     key = _resolve(name)
+    _check_mode(key, mode)
     out = Path(out_dir) if out_dir is not None else DEFAULT_ROOT / key
     out.mkdir(parents=True, exist_ok=True)
     run, _ = EXPERIMENTS[key]
+    if mode is not None:
+        return run(out, quick=quick, data_dir=data_dir, mode=mode)
     return run(out, quick=quick, data_dir=data_dir)
 
 
@@ -120,13 +143,16 @@ def run_experiment_command(args) -> int:
     if not args.name:
         raise ValueError(f"give an experiment name or --list; names: {', '.join(EXPERIMENTS)}")
     key = _resolve(args.name)
+    mode = getattr(args, "mode", None)
+    _check_mode(key, mode)
     out = Path(args.out) if args.out else DEFAULT_ROOT / key
-    _, claim = EXPERIMENTS[key]
-    print(f"experiment {key}{' (quick)' if args.quick else ''}: {claim}")
+    claim = MODES[key][mode] if mode else EXPERIMENTS[key][1]
+    label = f"{key} --mode {mode}" if mode else key
+    print(f"experiment {label}{' (quick)' if args.quick else ''}: {claim}")
     print()
     started = time.perf_counter()
     results = run_experiment(
-        key, out, quick=bool(args.quick), data_dir=getattr(args, "data_dir", None)
+        key, out, quick=bool(args.quick), data_dir=getattr(args, "data_dir", None), mode=mode
     )
     seconds = time.perf_counter() - started
     print()

@@ -13,12 +13,19 @@ forward and backward, in float64, and ``optim.SGD`` for the update); each line s
 the formula the layer implements beside the value, and the last line checks that
 the engine's gradients equal the formulas computed directly. ``--x``, ``--y``,
 ``--w1``, ``--b1``, ``--w2``, ``--b2``, ``--activation relu|tanh|sigmoid`` and ``--lr``
-set up your own exercise; the activation is used in the hidden and the output layer.
+set up your own exercise; the activation is used in the hidden and the output layer
+unless ``--output linear|sigmoid|tanh|relu`` picks the output unit's own (``linear``:
+y_hat = z2, the regression output). ``--sizes 1-1-1`` (or 3-2-1, ...: inputs, hidden
+units, one output) traces another network; weights not given default to the pattern
+of the worked example (W1 = 0.1, 0.2, ... row by row, W2 = 0.5, 0.6, ..., b = 0).
+``--explain W1[1,2]`` (1-based, as w12; also b1[i], W2[j], b2) writes one weight's
+gradient out as the chain-rule product, factor by factor, and its update.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,14 +48,48 @@ ACTIVATIONS = {
     "tanh": (nn.Tanh, "1 - {a}^2", lambda z, a: 1 - a * a),
     "relu": (nn.ReLU, "[{z} > 0]", lambda z, a: (z > 0).astype(z.dtype)),
 }
+# the output unit may also be linear (y_hat = z2): a regression output
+OUTPUTS = {**ACTIVATIONS, "linear": (nn.Identity, "1", lambda z, a: np.ones_like(z))}
+MAX_UNITS = 8  # inputs or hidden units a trace prints legibly
+DEFAULT_X = (0.5, 0.1, 0.3, 0.2)  # cycled for more inputs
 
 
-def _vector(flag: str, value, size: int, shape_note: str = "") -> np.ndarray:
+def parse_sizes(sizes: str | Sequence[int] | None) -> tuple[int, int]:
+    """``"2-2-1"`` -> (2, 2): inputs and hidden units; the output is one unit."""
+    if sizes is None:
+        return 2, 2
+    parts = sizes.replace(",", "-").split("-") if isinstance(sizes, str) else list(sizes)
+    try:
+        n = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--sizes must look like 2-2-1 (inputs-hidden-1), got {sizes!r}") from None
+    if len(n) != 3 or n[2] != 1 or not all(1 <= k <= MAX_UNITS for k in n[:2]):
+        raise ValueError(
+            f"--sizes must be inputs-hidden-1 with 1..{MAX_UNITS} inputs and hidden units "
+            f"(e.g. 2-2-1 or 1-1-1), got {sizes!r}"
+        )
+    return n[0], n[1]
+
+
+def _defaults(n_in: int, n_h: int) -> dict:
+    """The worked example's values for 2-2-1; the same pattern for other sizes."""
+    return {
+        "x": [DEFAULT_X[i % len(DEFAULT_X)] for i in range(n_in)],
+        "y": 1.0,
+        "w1": [round(0.1 * (k + 1), 10) for k in range(n_h * n_in)],
+        "b1": [0.0] * n_h,
+        "w2": [round(0.5 + 0.1 * j, 10) for j in range(n_h)],
+        "b2": 0.0,
+        "lr": 0.1,
+    }
+
+
+def _vector(flag: str, value, size: int, shape_note: str = "", defaults=None) -> np.ndarray:
     """``value`` (a list of numbers, a string "0.1,0.2", a number, or None for the default)
     as a float64 array of ``size`` finite numbers; ValueError naming ``--flag`` otherwise."""
     key = flag.lstrip("-")
     if value is None:
-        value = DEFAULTS[key]
+        value = (defaults or DEFAULTS)[key]
     if isinstance(value, str):
         parts = [p for p in value.replace(" ", "").split(",") if p != ""]
         try:
@@ -85,59 +126,75 @@ def trace(
     b2: float | None = None,
     activation: str = "sigmoid",
     lr: float | None = None,
+    output: str | None = None,
+    sizes: str | Sequence[int] | None = None,
+    explain: str | None = None,
 ) -> tuple[str, dict]:
     """Compute the trace; return (the text to print, the values as a dict of arrays).
 
-    ``w1`` is W1 row-major (4 numbers: W1 is 2x2, row i feeds hidden unit i); ``w2``
-    has 2 numbers (W2 is 1x2). Raises ValueError on a wrong count or a non-number.
+    ``w1`` is W1 row-major (4 numbers for 2-2-1: W1 is 2x2, row i feeds hidden unit i);
+    ``w2`` has one number per hidden unit (W2 is 1xH). ``output``: the output unit's
+    activation (default: ``activation``; ``"linear"`` for none). ``sizes``: "N-H-1".
+    ``explain``: one parameter, e.g. "W1[1,2]", whose gradient is written out factor by
+    factor. Raises ValueError on a wrong count, a non-number or an unknown name.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(
             f"--activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
         )
-    xv = _vector("--x", x, 2, " (the network has 2 inputs)")
-    yv = float(_vector("--y", y, 1)[0])
-    W1 = _vector("--w1", w1, 4, " (W1 is 2x2, row-major: w11,w12,w21,w22)").reshape(2, 2)
-    B1 = _vector("--b1", b1, 2, " (one per hidden unit)")
-    W2 = _vector("--w2", w2, 2, " (W2 is 1x2: one weight per hidden unit)").reshape(1, 2)
-    B2 = _vector("--b2", b2, 1)
-    lr_v = float(_vector("--lr", lr, 1)[0])
+    output = output or activation
+    if output not in OUTPUTS:
+        raise ValueError(f"--output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    n_in, n_h = parse_sizes(sizes)
+    d = _defaults(n_in, n_h)
+    w1_note = (" (W1 is 2x2, row-major: w11,w12,w21,w22)" if (n_in, n_h) == (2, 2)
+               else f" (W1 is {n_h}x{n_in}, row-major: row i feeds hidden unit i)")  # fmt: skip
+    inputs = "input" if n_in == 1 else "inputs"
+    xv = _vector("--x", x, n_in, f" (the network has {n_in} {inputs})", d)
+    yv = float(_vector("--y", y, 1, "", d)[0])
+    W1 = _vector("--w1", w1, n_h * n_in, w1_note, d).reshape(n_h, n_in)
+    B1 = _vector("--b1", b1, n_h, " (one per hidden unit)", d)
+    W2 = _vector("--w2", w2, n_h, f" (W2 is 1x{n_h}: one weight per hidden unit)", d).reshape(1, n_h)
+    B2 = _vector("--b2", b2, 1, "", d)
+    lr_v = float(_vector("--lr", lr, 1, "", d)[0])
     if lr_v < 0:
         raise ValueError(f"--lr must be >= 0, got {lr_v}")
     act_cls, dform, deriv = ACTIVATIONS[activation]
+    out_cls, dform2, deriv2 = OUTPUTS[output]
+    picked = _parse_explain(explain, n_in, n_h) if explain else None
 
     # the network, built from twinnet's layers in float64
     rng = np.random.default_rng(0)  # initial values are overwritten below
-    hidden = nn.Linear(2, 2, dtype=np.float64, rng=rng)
-    output = nn.Linear(2, 1, dtype=np.float64, rng=rng)
-    act1, act2 = act_cls(), act_cls()
+    hidden = nn.Linear(n_in, n_h, dtype=np.float64, rng=rng)
+    output_layer = nn.Linear(n_h, 1, dtype=np.float64, rng=rng)
+    act1, act2 = act_cls(), out_cls()
     hidden.weight.data[:], hidden.bias.data[:] = W1, B1
-    output.weight.data[:], output.bias.data[:] = W2, B2
-    params = [hidden.weight, hidden.bias, output.weight, output.bias]
+    output_layer.weight.data[:], output_layer.bias.data[:] = W2, B2
+    params = [hidden.weight, hidden.bias, output_layer.weight, output_layer.bias]
 
     # forward: the engine's layers, one at a time
-    xb = xv.reshape(1, 2)  # a batch of one example (1, 2)
-    z1 = hidden(xb)  # (1, 2)
+    xb = xv.reshape(1, n_in)  # a batch of one example (1, N)
+    z1 = hidden(xb)  # (1, H)
     a1 = act1(z1)
-    z2 = output(a1)  # (1, 1)
+    z2 = output_layer(a1)  # (1, 1)
     y_hat = act2(z2)
     loss = 0.5 * float((y_hat[0, 0] - yv) ** 2)
 
     # backward: L = 1/2 (y_hat - y)^2  =>  dL/dy_hat = y_hat - y
     dl_dyhat = y_hat - yv  # (1, 1)
     delta2 = act2.backward(dl_dyhat)  # dL/dz2
-    dl_da1 = output.backward(delta2)  # fills dL/dW2, dL/db2; returns W2^T delta2
+    dl_da1 = output_layer.backward(delta2)  # fills dL/dW2, dL/db2; returns W2^T delta2
     delta1 = act1.backward(dl_da1)  # dL/dz1
     hidden.backward(delta1)  # fills dL/dW1, dL/db1
     grads = {
         "dW1": hidden.weight.grad.copy(),
         "db1": hidden.bias.grad.copy(),
-        "dW2": output.weight.grad.copy(),
-        "db2": output.bias.grad.copy(),
+        "dW2": output_layer.weight.grad.copy(),
+        "db2": output_layer.bias.grad.copy(),
     }
 
     # the same gradients from the formulas, directly (a check on the engine)
-    d2 = deriv(z2, y_hat)
+    d2 = deriv2(z2, y_hat)
     f_delta2 = (y_hat - yv) * d2
     f_delta1 = (f_delta2 @ W2) * deriv(z1, a1)
     formula = {
@@ -150,16 +207,20 @@ def trace(
 
     # one gradient-descent step with the engine's optimiser, then the new loss
     optim.SGD(params, lr=lr_v).step()
-    y_hat_new = act2(output(act1(hidden(xb))))
+    y_hat_new = act2(output_layer(act1(hidden(xb))))
     loss_new = 0.5 * float((y_hat_new[0, 0] - yv) ** 2)
 
-    name = activation
+    name, name2 = activation, output
     d1_text = dform.format(a="a1", z="z1")
-    d2_text = dform.format(a="y_hat", z="z2")
+    d2_text = dform2.format(a="y_hat", z="z2")
+    net = f"{n_in}-{n_h}-1"
+    units = (f"{name} units in both layers" if name == name2
+             else f"{name} hidden units and a {name2} output unit")  # fmt: skip
+    layers_used = " and ".join(dict.fromkeys(f"nn.{c.__name__}" for c in (act_cls, out_cls)))
     lines: list[tuple[str, str, object] | str] = [
-        f"Backpropagation step by step: a 2-2-1 network with {name} units in both layers",
+        f"Backpropagation step by step: a {net} network with {units}",
         f"loss L = 1/2 (y_hat - y)^2, learning rate {lr_v:g}; computed by twinnet's nn.Linear and "
-        f"nn.{act_cls.__name__} (forward and backward, float64)",
+        f"{layers_used} (forward and backward, float64)",
         "",
         "Inputs and weights",
         ("x", "", xv),
@@ -173,13 +234,13 @@ def trace(
         ("z1", "W1 x + b1", z1[0]),
         ("a1", f"{name}(z1)", a1[0]),
         ("z2", "W2 a1 + b2", z2[0, 0]),
-        ("y_hat", f"{name}(z2)", y_hat[0, 0]),
+        ("y_hat", "z2" if name2 == "linear" else f"{name2}(z2)", y_hat[0, 0]),
         ("L", "1/2 (y_hat - y)^2", loss),
         "",
         "Backward pass (chain rule, from the output back to the input)",
         ("dL/dy_hat", "y_hat - y", dl_dyhat[0, 0]),
-        (f"{name}'(z2)", d2_text, d2[0, 0]),
-        ("delta2", f"dL/dz2 = (y_hat - y) * {name}'(z2)", delta2[0, 0]),
+        (f"{name2}'(z2)", d2_text, d2[0, 0]),
+        ("delta2", f"dL/dz2 = (y_hat - y) * {name2}'(z2)", delta2[0, 0]),
         ("dL/dW2", "delta2 a1", grads["dW2"][0]),
         ("dL/db2", "delta2", grads["db2"][0]),
         ("dL/da1", "W2^T delta2", dl_da1[0]),
@@ -191,19 +252,23 @@ def trace(
         f"Gradient-descent update, w <- w - lr dL/dw with lr = {lr_v:g} (optim.SGD)",
         ("W1 <-", "W1 - lr dL/dW1", hidden.weight.data),
         ("b1 <-", "b1 - lr dL/db1", hidden.bias.data),
-        ("W2 <-", "W2 - lr dL/dW2", output.weight.data[0]),
-        ("b2 <-", "b2 - lr dL/db2", output.bias.data[0]),
+        ("W2 <-", "W2 - lr dL/dW2", output_layer.weight.data[0]),
+        ("b2 <-", "b2 - lr dL/db2", output_layer.bias.data[0]),
         "",
         "Forward pass again with the new weights",
-        ("y_hat", f"{name}(W2 {name}(W1 x + b1) + b2)", y_hat_new[0, 0]),
+        ("y_hat", (f"W2 {name}(W1 x + b1) + b2" if name2 == "linear"
+                   else f"{name2}(W2 {name}(W1 x + b1) + b2)"), y_hat_new[0, 0]),  # fmt: skip
         ("L", f"1/2 (y_hat - y)^2   (was {_fmt(loss)})", loss_new),
     ]
     if d2[0, 0] == 0:
         lines += [
             "",
-            f"Note: {name}'(z2) = 0, so no gradient reaches any weight and the update changes "
+            f"Note: {name2}'(z2) = 0, so no gradient reaches any weight and the update changes "
             "nothing: the output unit is inactive for this input (a 'dead' unit).",
         ]
+    if picked is not None:
+        lines += ["", *_explain(picked, xv, yv, y_hat[0, 0], d2[0, 0], W2[0], deriv(z1, a1)[0],
+                                a1[0], grads, params, lr_v, name, name2)]  # fmt: skip
     lines += [
         "",
         f"Check: the engine's gradients equal the formulas above (largest difference {check:.1e}).",
@@ -236,12 +301,68 @@ def trace(
         "dL/db1": grads["db1"],
         "W1_new": hidden.weight.data.copy(),
         "b1_new": hidden.bias.data.copy(),
-        "W2_new": output.weight.data[0].copy(),
-        "b2_new": float(output.bias.data[0]),
+        "W2_new": output_layer.weight.data[0].copy(),
+        "b2_new": float(output_layer.bias.data[0]),
         "loss_after": loss_new,
         "engine_vs_formula": check,
     }
+    if picked is not None:
+        values["explained"] = picked[3]
     return "\n".join(out), values
+
+
+_EXPLAIN = re.compile(r"^\s*(W1|b1|W2|b2)\s*(?:\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\])?\s*$", re.I)
+
+
+def _parse_explain(text: str, n_in: int, n_h: int) -> tuple[str, int, int, str]:
+    """"W1[1,2]" -> ("W1", 0, 1, "W1[1,2]"): the parameter and 0-based indices."""
+    m = _EXPLAIN.match(text)
+    wants = {"W1": 2, "b1": 1, "W2": 1, "b2": 0}
+    key = m.group(1)[0].upper() + m.group(1)[1] if m else None
+    key = {"W1": "W1", "B1": "b1", "W2": "W2", "B2": "b2"}.get(key or "")
+    given = [int(g) for g in (m.group(2), m.group(3)) if g is not None] if m else []
+    if key is None or len(given) != wants[key]:
+        raise ValueError(
+            f"--explain must name one parameter as W1[i,j], b1[i], W2[j] or b2 (1-based), got {text!r}"
+        )
+    limits = {"W1": (n_h, n_in), "b1": (n_h,), "W2": (n_h,), "b2": ()}[key]
+    if any(not 1 <= g <= lim for g, lim in zip(given, limits, strict=True)):
+        raise ValueError(f"--explain {text}: indices must be within {limits} (1-based)")
+    i, j = (given + [1, 1])[:2]
+    label = key + (f"[{','.join(map(str, given))}]" if given else "")
+    return key, i - 1, j - 1, label
+
+
+def _explain(picked, xv, y, y_hat, d2, w2, d1, a1, grads, params, lr, name, name2) -> list[str]:
+    """One weight's gradient as the chain-rule product, each factor with its value."""
+    key, i, j, label = picked
+    factors = [("(y_hat - y)", y_hat - y), (f"{name2}'(z2)", d2)]
+    if key == "W2":
+        factors.append((f"a1[{i + 1}]", a1[i]))
+    elif key in ("W1", "b1"):
+        factors += [(f"W2[{i + 1}]", w2[i]), (f"{name}'(z1[{i + 1}])", d1[i])]
+        if key == "W1":
+            factors.append((f"x[{j + 1}]", xv[j]))
+    engine = {"W1": grads["dW1"][i, j], "b1": grads["db1"][i], "W2": grads["dW2"][0, i],
+              "b2": grads["db2"][0]}[key]  # fmt: skip
+    product = float(np.prod([v for _, v in factors]))
+    param = {"W1": params[0], "b1": params[1], "W2": params[2], "b2": params[3]}[key]
+    new = float(param.data.reshape(-1)[{"W1": i * len(xv) + j, "b1": i, "W2": i, "b2": 0}[key]])
+    old = new + lr * engine
+    why = {
+        "W1": f"W1[{i + 1},{j + 1}] multiplies x[{j + 1}] into hidden unit {i + 1}, whose "
+        f"output reaches y_hat through W2[{i + 1}]",
+        "b1": f"b1[{i + 1}] shifts hidden unit {i + 1}, whose output reaches y_hat through W2[{i + 1}]",
+        "W2": f"W2[{i + 1}] multiplies hidden output a1[{i + 1}] into z2",
+        "b2": "b2 shifts z2 directly",
+    }[key]
+    return [
+        f"One weight, step by step: dL/d{label} ({why})",
+        f"  dL/d{label} = " + " * ".join(f for f, _ in factors),
+        f"  {'':>{len(label) + 4}} = " + " * ".join(f"({_fmt(v)})" for _, v in factors),
+        f"  {'':>{len(label) + 4}} = {_fmt(product)}   (the engine's backward: {_fmt(engine)})",
+        f"  update: {label} <- {_fmt(old)} - {lr:g} * ({_fmt(engine)}) = {_fmt(new)}",
+    ]
 
 
 def run_trace(args) -> int:
@@ -255,6 +376,9 @@ def run_trace(args) -> int:
         b2=getattr(args, "b2", None),
         activation=getattr(args, "activation", None) or "sigmoid",
         lr=getattr(args, "lr", None),
+        output=getattr(args, "output", None),
+        sizes=getattr(args, "sizes", None),
+        explain=getattr(args, "explain", None),
     )
     print(text)
     return 0

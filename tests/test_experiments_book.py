@@ -352,3 +352,24 @@ def test_xor_book_recipe_equals_the_chapters_numpy_code(tmp_path, capsys):
     assert "--mode book" in capsys.readouterr().out
     assert main(["experiment", "click", "--mode", "book"]) == 2
     assert "has no mode 'book'" in capsys.readouterr().err
+
+
+# -- the errata page: regenerated from measurements, must equal the file ----------------------
+
+
+def test_errata_page_is_generated_from_measurements():
+    from twinnet.experiments import errata
+
+    m = errata.measure()
+    # the claims behind each entry, on the measured numbers
+    assert m["init_book"] == m["init_twinnet"] or all(
+        np.allclose(m["init_book"][k], m["init_twinnet"][k], rtol=1e-12) for k in m["init_book"]
+    )
+    assert m["init_book"]["he"][0] != pytest.approx(errata.TEXT_INIT["he"][0], rel=0.05)
+    assert m["init_book"]["too_large"][-1] > 1e6 * errata.TEXT_INIT["too_large"][-1]
+    assert m["bayes_val_acc"] < errata.TEXT_VAL_ACC and m["bayes_val_expected"] < errata.TEXT_VAL_ACC
+    assert m["val_acc_run"] <= m["bayes_val_acc"] + 0.01
+    assert round(m["delta2"], 4) != errata.TEXT_DELTA2
+    assert m["gelu_twinnet"] == pytest.approx(m["gelu_book_code"], abs=1e-6) and m["gelu_twinnet"] > 1.08
+    page = errata.PAGE.read_text()
+    assert page == errata.render(m), "docs/errata.md is stale: run python -m twinnet.experiments.errata"

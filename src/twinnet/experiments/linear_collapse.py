@@ -120,16 +120,17 @@ def run(out_dir: Path, quick: bool = False, data_dir=None) -> dict:
 def _plot(out_dir: Path, problems, models) -> str:
     """Decision regions of the linear and ReLU nets on both problems."""
     plt = pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(8, 7.5))
+    fig, axes = plt.subplots(2, 2, figsize=(6.4, 6))
     for row, (pname, (x, y, task, _)) in enumerate(problems.items()):
         lo, hi = x.min(axis=0) - 0.3, x.max(axis=0) + 0.3
-        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
         grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
         for col, kind in enumerate(("linear", "ReLU")):
             ax = axes[row][col]
             model = models[(pname, kind)]
             pred = M.predict_labels(model(grid), task).reshape(gx.shape)
-            ax.contourf(gx, gy, pred, alpha=0.35, cmap="viridis")
+            ax.imshow(pred, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), alpha=0.35,
+                      cmap="viridis", interpolation="nearest", aspect="auto")
             ax.scatter(x[:, 0], x[:, 1], c=y, s=12 if len(x) > 10 else 80, cmap="viridis",
                        edgecolors="k", linewidths=0.3)
             acc = M.accuracy(model(x), y, task)

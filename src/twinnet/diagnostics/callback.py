@@ -23,6 +23,7 @@ from twinnet.diagnostics.log import (  # noqa: F401 - read_* are public here too
 )
 from twinnet.diagnostics.stats import ProbeStats, collect_stats, snapshot_parameters
 
+
 class Diagnostics:
     """Record per-layer statistics every ``every`` steps (and at step 1 and the last step).
 

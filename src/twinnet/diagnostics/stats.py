@@ -74,6 +74,7 @@ from twinnet.diagnostics.measures import (  # noqa: F401 - the public names live
 )
 from twinnet.nn.module import Sequential
 
+
 # -- the NumPy engine -------------------------------------------------------------------
 def is_torch_module(obj) -> bool:
     """True for a ``torch.nn.Module`` (checked without importing torch)."""

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from twinnet.checkpoint import save_tensors
 from twinnet.train.state import load_state, save_state
 

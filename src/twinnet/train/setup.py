@@ -9,6 +9,20 @@ from twinnet.config import ConfigError, TrainConfig
 from twinnet.models import build_mlp
 
 
+def resolve_layers(config: TrainConfig, n_features: int, task: str, n_classes: int | None) -> TrainConfig:
+    """``config`` with an ``"auto"`` first size set to the data's features and an
+    ``"auto"`` last size to the task's outputs; then checked against the data."""
+    layers = list(config.layers)
+    if layers[0] == "auto":
+        layers[0] = int(n_features)
+    if layers[-1] == "auto":
+        layers[-1] = int(n_classes) if task == "multiclass" else 1
+    if layers != config.layers:
+        config = config.replace(layers=layers)
+    check_layers_fit(config, n_features, task, n_classes)
+    return config
+
+
 def check_layers_fit(config: TrainConfig, n_features: int, task: str, n_classes: int | None) -> None:
     """The first layer must match the data's features, the last the task's outputs."""
     first, last = config.layers[0], config.layers[-1]

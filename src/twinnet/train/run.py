@@ -220,7 +220,7 @@ def train_in_process(config: TrainConfig, splits, run_dir: Path, resume: bool = 
         callbacks.append(EarlyStopping(patience=config.early_stopping))
     callbacks.append(NaNGuard())
     if config.diagnostics and main:
-        from twinnet.diagnostics import Diagnostics
+        from twinnet.diagnostics.callback import Diagnostics
 
         callbacks.append(Diagnostics(run_dir, every=config.diagnostics_every, probe=splits.val if len(splits.val) else splits.train))
     callbacks.append(Checkpoint(run_dir, every_n_steps=config.checkpoint_every, metadata=meta))

@@ -31,14 +31,16 @@ INITS = ("default", "auto", *(k for k in WEIGHT_INITS if k != "default"))
 DATASET_DEFAULTS: dict[str, dict] = {
     "mnist": {},
     "fashion-mnist": {},
-    "digits": {"layers": ["auto", 128, "auto"], "epochs": 30, "batch_size": 32},
-    "xor": {"layers": ["auto", 8, "auto"], "activation": "tanh", "lr": 0.05, "epochs": 300, "batch_size": 4, "schedule": "none"},
+    "digits": {"layers": ["auto", 256, "auto"], "dropout": 0.2, "lr": 3e-3, "epochs": 40, "batch_size": 32,
+               "val_fraction": 0.1},
+    "xor": {"layers": ["auto", 8, "auto"], "activation": "tanh", "lr": 0.1, "epochs": 100, "batch_size": 4,
+            "schedule": "none"},
     "click": {"layers": ["auto", 64, 32, "auto"], "epochs": 10},
     "click-book": {"layers": ["auto", 64, 32, "auto"], "epochs": 10},
     "spirals": {"layers": ["auto", 64, 64, "auto"], "lr": 0.01, "epochs": 60, "batch_size": 32},
     "two-spirals": {"layers": ["auto", 64, 64, "auto"], "lr": 0.01, "epochs": 60, "batch_size": 32},
     "sine": {"layers": ["auto", 64, 64, "auto"], "activation": "tanh", "lr": 0.01, "epochs": 100, "batch_size": 32},
-}
+}  # fmt: skip
 
 
 class ConfigError(ValueError):

@@ -187,8 +187,12 @@ class ProgressBar(Callback):
     the time left for the epoch (tqdm's) and for the whole run, and the running loss;
     at each epoch's end one line with the epoch's train and validation metrics."""
 
-    def __init__(self, total_epochs: int | None = None, file=None, disable: bool | None = None):
+    def __init__(self, total_epochs: int | None = None, file=None, disable: bool | None = None,
+                 refresh_seconds: float = 0.1):  # fmt: skip
+        """``disable=None``: no bar when ``file`` is not a terminal (tqdm's rule); the epoch
+        lines are printed unless ``disable`` is True."""
         self.total_epochs, self.file, self.disable = total_epochs, file or sys.stderr, disable
+        self.refresh_seconds = refresh_seconds
         self.bar = None
         self._t0 = None
         self._step0 = 0
@@ -203,7 +207,7 @@ class ProgressBar(Callback):
         label = f"epoch {trainer.epoch + 1}" + (f"/{total_epochs}" if total_epochs else "")
         self.bar = tqdm(
             desc=label, total=trainer.steps_per_epoch or None, initial=trainer.batch_in_epoch, unit="step",
-            file=self.file, leave=False, disable=self.disable, dynamic_ncols=True,
+            file=self.file, leave=False, disable=self.disable, dynamic_ncols=True, mininterval=self.refresh_seconds,
         )  # fmt: skip
 
     def run_left(self, trainer) -> float | None:
@@ -217,7 +221,8 @@ class ProgressBar(Callback):
 
     def on_batch_end(self, trainer, logs):
         if self.bar is None:
-            self.on_epoch_begin(trainer)  # resumed mid-epoch
+            self.on_epoch_begin(trainer)  # resumed mid-epoch: the bar starts at this step
+            self.bar.n = trainer.batch_in_epoch - 1
         self.bar.update(1)
         if trainer.global_step % 20 == 0:
             left = self.run_left(trainer)

@@ -41,6 +41,11 @@ def check_layers_fit(config: TrainConfig, n_features: int, task: str, n_classes:
 
 
 def make_model(config: TrainConfig):
+    if "auto" in config.layers:
+        raise ConfigError(
+            f"config key 'layers': {config.layers} has 'auto' sizes; resolve them against the data "
+            "first (train.setup.resolve_layers)"
+        )
     return build_mlp(
         config.layers,
         activation=config.activation,

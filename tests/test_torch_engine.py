@@ -22,10 +22,10 @@ torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 
 from twinnet.checkpoint import load_tensors, load_weights, read_metadata  # noqa: E402
 from twinnet.cli.main import main  # noqa: E402
 from twinnet.config import TrainConfig  # noqa: E402
-from twinnet.train.run import run_training  # noqa: E402
-from twinnet.train.setup import make_model  # noqa: E402
 from twinnet.train.engines import torch_env as engine  # noqa: E402
 from twinnet.train.engines.torch import TorchStepper  # noqa: E402
+from twinnet.train.run import run_training  # noqa: E402
+from twinnet.train.setup import make_model  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

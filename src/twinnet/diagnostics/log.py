@@ -64,22 +64,9 @@ class DiagnosticsLog:
         """Append one record (replacing an earlier record of the same step)."""
         if self.last_step is not None and step <= self.last_step:
             self.truncate(step - 1)
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        for r in stats.rows:
-            row = {"step": int(step), "epoch": int(epoch), **r}
-            self.rows.append(row)
-            writer.writerow(
-                [
-                    row["step"],
-                    row["epoch"],
-                    row["layer"],
-                    row["layer_type"],
-                    row["statistic"],
-                    repr(float(row["value"])),
-                ]
-            )
-        self._lines += buf.getvalue().splitlines(keepends=True)
+        rows = [{"step": int(step), "epoch": int(epoch), **r} for r in stats.rows]
+        self.rows += rows
+        self._lines += _csv_lines(rows)
         self.histograms += [{"step": int(step), "epoch": int(epoch), **h} for h in stats.histograms]
 
     def truncate(self, max_step: int) -> None:
@@ -115,22 +102,18 @@ class DiagnosticsLog:
         self.rows, self._lines, self.histograms = [], [], []
         if self.csv_path.is_file():
             self.rows = read_diagnostics(self.run_dir)
-            buf = io.StringIO()
-            writer = csv.writer(buf, lineterminator="\n")
-            for row in self.rows:
-                writer.writerow(
-                    [
-                        row["step"],
-                        row["epoch"],
-                        row["layer"],
-                        row["layer_type"],
-                        row["statistic"],
-                        repr(row["value"]),
-                    ]
-                )
-            self._lines = buf.getvalue().splitlines(keepends=True)
+            self._lines = _csv_lines(self.rows)
         if self.histograms_path.is_file():
             self.histograms = read_histograms(self.run_dir)
+
+
+def _csv_lines(rows: list[dict]) -> list[str]:
+    """The CSV text of each row (the value with full precision: ``repr`` of the float)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for row in rows:
+        writer.writerow([*(row[k] for k in COLUMNS[:-1]), repr(float(row["value"]))])
+    return buf.getvalue().splitlines(keepends=True)
 
 
 def read_diagnostics(run_dir: str | Path) -> list[dict]:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from twinnet.train import metrics as M
+from twinnet.train.engines.base import Stepper
 
 ENGINE = "numpy"
 
 
-class NumpyStepper:
+class NumpyStepper(Stepper):
     """Steps of ``model`` with ``loss_fn`` and ``optimizer`` (see the module docstring).
 
     ``task`` ("multiclass", "binary", "regression") says how to count right answers;
@@ -26,7 +27,6 @@ class NumpyStepper:
     off)."""
 
     engine = ENGINE
-    rank, world = 0, 1
 
     def __init__(self, model, loss_fn, optimizer, task="multiclass", regularizers=(), clip_grad_norm=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
@@ -54,14 +54,6 @@ class NumpyStepper:
             correct = int((M.predict_labels(out, self.task) == yb.reshape(-1)).sum())
         return loss, correct, flag
 
-    def apply(self) -> None:
-        self.optimizer.step()
-
-    def step(self, xb: np.ndarray, yb: np.ndarray) -> float:
-        loss, _, _ = self.forward_backward(xb, yb)
-        self.apply()
-        return loss
-
     def begin_fit(self) -> None:
         """Nobody needs dL/d(data): the first Linear skips that matrix product."""
         self._first = _first_linear(self.model)
@@ -82,9 +74,6 @@ class NumpyStepper:
         finally:
             self.model.train(was_training)
         return np.concatenate(outs) if outs else np.zeros((0,))
-
-    def share(self, values: list[float]) -> list[float]:
-        return list(values)
 
     # -- state ---------------------------------------------------------------------------------
     def weights(self) -> dict[str, np.ndarray]:
@@ -110,9 +99,6 @@ class NumpyStepper:
 
     def num_parameters(self) -> int:
         return self.model.num_parameters()
-
-    def wrap_scheduler(self, scheduler):
-        return scheduler
 
     # -- when the loss goes non-finite ------------------------------------------------------------
     def locate_non_finite(self, xb: np.ndarray) -> str:

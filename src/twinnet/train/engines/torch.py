@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from twinnet import losses
+from twinnet.train.engines.base import Stepper
 from twinnet.twin.convert import loss_to_torch, target_to_torch, to_torch
 from twinnet.twin.optim import to_torch_optimizer, to_torch_scheduler
 
@@ -116,7 +117,7 @@ class TorchScheduler:
         self.scheduler.load_state_dict(to_torch_tree(state))
 
 
-class TorchStepper:
+class TorchStepper(Stepper):
     """Steps of a torch module converted from a twinnet model (see the module docstring).
 
     Build it with :meth:`from_numpy` inside :func:`twinnet.train.engines.torch_env.torch_settings`.
@@ -178,19 +179,8 @@ class TorchStepper:
             pred = (out.reshape(-1) > 0).to(y.dtype) if self.task == "binary" else out.argmax(dim=1)
             return int((pred == y.reshape(-1)).sum())
 
-    def apply(self) -> None:
-        self.optimizer.step()
-
-    def step(self, xb: np.ndarray, yb: np.ndarray) -> float:
-        loss, _, _ = self.forward_backward(xb, yb)
-        self.apply()
-        return loss
-
     def begin_fit(self) -> None:
         self.net.train()
-
-    def end_fit(self) -> None:
-        pass
 
     # -- evaluation ---------------------------------------------------------------------------------
     def predict(self, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:

@@ -141,7 +141,7 @@ def run_training(
         if not (run_dir / "config.toml").is_file():
             raise RunError(f"cannot resume {run_dir}: no config.toml there (not a run folder)")
         config = TrainConfig.from_toml(run_dir / "config.toml")
-        if (run_dir / "metrics.json").is_file():
+        if (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file():
             return RunResult(run_dir, "finished", _read_metrics(run_dir),
                              message=f"{run_dir} is finished ({config.epochs} {_epochs(config.epochs)}); nothing to resume")  # fmt: skip
         restart = not (run_dir / STATE_FILE).is_file()
@@ -272,14 +272,14 @@ def train_in_process(config: TrainConfig, splits, run_dir: Path, resume: bool = 
 
 
 def resume_line(run_dir: Path) -> str:
-    """"resuming DIR at epoch E, step S", read from the checkpoint's JSON metadata only."""
-    path = run_dir / STATE_FILE
-    metadata = read_metadata(path)  # a CheckpointError names what is wrong with the file
+    """"resuming DIR at epoch E, step S", read from the checkpoint's JSON metadata only
+    (a damaged file gives the bare line; loading it then names what is wrong)."""
+    metadata = read_metadata(run_dir / STATE_FILE)  # a CheckpointError names a broken header
     try:
         state = json.loads(metadata.get("state", "{}"))
         return f"resuming {run_dir} at epoch {int(state['epoch']) + 1}, step {int(state['global_step'])}"
-    except (ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{path}: not a twinnet training-state file") from None
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return f"resuming {run_dir}"
 
 
 def _epochs(n: int) -> str:

@@ -41,7 +41,7 @@ def _layer_list(text: str) -> list:
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     """Flags that override config keys; None means 'not given'."""
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags override it)")
-    p.add_argument("--dataset", help="mnist (default), fashion-mnist, digits, click, xor, spirals, sine")
+    p.add_argument("--dataset", help="mnist (default), fashion-mnist, digits, click, xor, spirals, two-spirals, sine, or a .npz file")
     p.add_argument("--data-dir", help="folder holding the dataset's files (before $TWINNET_DATA and the cache)")
     p.add_argument("--layers", type=_layer_list,
                    help="layer sizes, e.g. 784,512,256,10; 'auto' ends follow the dataset (default auto,512,256,auto)")

@@ -128,3 +128,12 @@ def test_resume_of_a_finished_run_says_it_is_finished(tmp_path, capsys):
     assert code == 0
     assert "is finished (2 epochs)" in err and "resuming" not in stdout + err
     assert ((out / "model.safetensors").read_bytes(), (out / "history.csv").read_bytes()) == before
+
+
+def test_a_saved_config_reads_back_exactly_without_dataset_defaults(tmp_path):
+    # config.toml leaves out None values; reading it back must not fill them from the
+    # dataset's defaults (a resumed run or a data-parallel worker would train another run)
+    config = TrainConfig(dataset="digits", layers=[64, 32, 10], batch_size=33)
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    assert config.val_fraction is None and TrainConfig.from_toml(path) == config

@@ -26,7 +26,7 @@ ENGINES = ("numpy", "torch")
 INITS = ("default", "auto", *(k for k in WEIGHT_INITS if k != "default"))
 
 # What each dataset trains best with when the user does not say otherwise (applied by
-# ``from_dict``, so by the CLI and config files, to the keys they leave out). The input
+# ``twinnet train`` and ``TrainConfig.for_dataset`` to the keys left out). The input
 # and output sizes follow the data ("auto"); measured with seeds 0, 1, 2: xor 100%,
 # spirals 100%, digits 97.8-99.4%. No default changes the architecture beyond the sizes.
 DATASET_DEFAULTS: dict[str, dict] = {
@@ -152,7 +152,10 @@ class TrainConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
+    def from_dict(cls, values: dict, source: str = "config", dataset_defaults: bool = False) -> TrainConfig:
+        """A validated config from ``values``; with ``dataset_defaults`` the keys left out
+        take the dataset's defaults (``DATASET_DEFAULTS``) before the built-in ones (what
+        ``twinnet train`` does; a saved config.toml is read without them)."""
         if not isinstance(values, dict):
             kind = type(values).__name__
             raise ConfigError(f"{source}: expected a table of config keys, got {kind}")
@@ -164,14 +167,14 @@ class TrainConfig:
                 f"{source}: unknown config key {unknown[0]!r}; {hint}valid keys are {', '.join(cls.keys())}"
             )
         dataset = values.get("dataset", cls.dataset)
-        defaults = DATASET_DEFAULTS.get(dataset, {}) if isinstance(dataset, str) else {}
+        defaults = DATASET_DEFAULTS.get(dataset, {}) if dataset_defaults and isinstance(dataset, str) else {}
         return cls(**{**defaults, **values})
 
     @classmethod
     def for_dataset(cls, dataset: str, **values) -> TrainConfig:
         """The config of ``dataset`` with its defaults (``DATASET_DEFAULTS``) for every
         key not given."""
-        return cls.from_dict({"dataset": dataset, **values})
+        return cls.from_dict({"dataset": dataset, **values}, dataset_defaults=True)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:

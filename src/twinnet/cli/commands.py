@@ -37,7 +37,7 @@ def cmd_train(args) -> int:
         # built-in defaults < the dataset's defaults < --config FILE.toml < flags
         values = TrainConfig.read_toml(args.config) if args.config else {}
         source = args.config or "command line"
-        config = TrainConfig.from_dict({**values, **_train_overrides(args)}, source=source)
+        config = TrainConfig.from_dict({**values, **_train_overrides(args)}, source=source, dataset_defaults=True)
         result = run_training(config, out=args.out, progress=not args.quiet)
     if result.status == "interrupted":
         print(result.message, file=sys.stderr)

@@ -238,6 +238,12 @@ def cmd_experiment(args) -> int:
     return run_experiment_command(args)
 
 
+def cmd_studio(args) -> int:
+    from twinnet.studio.cli import run_studio_command
+
+    return run_studio_command(args)
+
+
 def cmd_data(args) -> int:
     from twinnet import data
 

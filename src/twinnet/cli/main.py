@@ -137,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder holding MNIST (for the MNIST experiments)")
     p.add_argument("--mode", help="another way to run it, e.g. xor --mode book (--list shows the modes)")
 
+    p = sub.add_parser("studio", help="the live browser studio: playground, backprop, runs")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR", help="run folders to list (default ./runs)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
     p = sub.add_parser("data", help="dataset utilities")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True

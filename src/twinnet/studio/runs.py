@@ -1,0 +1,3 @@
+"""The runs page's routes (placeholder: filled by the runs page's author)."""
+
+routes = []

@@ -255,7 +255,7 @@ def test_deep_network_with_every_smooth_layer(rng):
         nn.Linear(5, 3, dtype=F64, rng=rng),
     )
     x = rng.normal(size=(5, 4))
-    report = assert_gradcheck(model, losses.CrossEntropyLoss(0.1), x, rng.integers(0, 3, size=5))
+    report = assert_gradcheck(model, losses.CrossEntropyLoss(label_smoothing=0.1), x, rng.integers(0, 3, size=5))
     assert {c.name for c in report.checks} == {n for n, _ in model.named_parameters()} | {"input"}
 
 

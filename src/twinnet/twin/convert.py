@@ -391,18 +391,27 @@ def _torch_bce_logits(loss: losses.BCEWithLogitsLoss, dtype: torch.dtype):
     if loss.pos_weight is not None:
         # the engine casts pos_weight to the prediction's dtype; so does the twin
         pos_weight = torch.from_numpy(np.asarray(loss.pos_weight, dtype=numpy_dtype(dtype)))
-    return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction=loss.reduction)
+
+
+def _torch_cross_entropy(loss: losses.CrossEntropyLoss, dtype: torch.dtype):
+    weight = None
+    if loss.weight is not None:
+        # the engine casts the class weights to the prediction's dtype; so does the twin
+        weight = torch.from_numpy(np.asarray(loss.weight, dtype=numpy_dtype(dtype)))
+    return torch.nn.CrossEntropyLoss(
+        weight=weight,
+        ignore_index=loss.ignore_index,
+        reduction=loss.reduction,
+        label_smoothing=loss.label_smoothing,
+    )
 
 
 LOSS_TABLE: tuple[LossRule, ...] = (
-    LossRule(losses.MSELoss, lambda loss, dtype: torch.nn.MSELoss(), False),
-    LossRule(losses.BCELoss, lambda loss, dtype: torch.nn.BCELoss(), False),
+    LossRule(losses.MSELoss, lambda loss, dtype: torch.nn.MSELoss(reduction=loss.reduction), False),
+    LossRule(losses.BCELoss, lambda loss, dtype: torch.nn.BCELoss(reduction=loss.reduction), False),
     LossRule(losses.BCEWithLogitsLoss, _torch_bce_logits, False),
-    LossRule(
-        losses.CrossEntropyLoss,
-        lambda loss, dtype: torch.nn.CrossEntropyLoss(label_smoothing=loss.label_smoothing),
-        True,
-    ),
+    LossRule(losses.CrossEntropyLoss, _torch_cross_entropy, True),
 )
 _LOSS_BY_OURS = {rule.ours: rule for rule in LOSS_TABLE}
 
@@ -418,9 +427,11 @@ def _loss_rule(loss_fn) -> LossRule:
 
 
 def loss_to_torch(loss_fn: losses.Loss, dtype=torch.float32) -> torch.nn.Module:
-    """The torch twin of a twinnet loss (mean reduction), for predictions of ``dtype``.
+    """The torch twin of a twinnet loss (same reduction, class weights, ignore_index and
+    label smoothing), for predictions of ``dtype``.
 
-    ``dtype`` (torch or NumPy) matters only for tensors inside the loss (``pos_weight``).
+    ``dtype`` (torch or NumPy) matters only for tensors inside the loss (``pos_weight``,
+    CrossEntropyLoss's ``weight``).
     """
     if not isinstance(dtype, torch.dtype):
         dtype = torch_dtype(dtype)

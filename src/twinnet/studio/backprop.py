@@ -1,3 +1,171 @@
-"""The backprop page's routes (placeholder: filled by the backprop page's author)."""
+"""The Backprop page's route: one example's forward and backward pass, step by step.
 
-routes = []
+``GET /api/backprop?example=worked`` traces the classic 2-2-1 worked example of
+``twinnet trace`` (sigmoid units, L = 1/2 (y_hat - y)^2; ``x``, ``y``, ``lr`` may be
+overridden). Any other query describes a network as the playground does, with the keys
+of a config file (``dataset``, ``layers=2,4,1``, ``activation``, ``init``, ``seed``,
+``lr``, ...) validated by :class:`twinnet.config.TrainConfig`, plus ``index``: which
+training example to trace. The model is built as ``twinnet train`` builds it (same
+weights for the same seed, in float64) and the loss is the one training uses.
+
+The answer is :func:`twinnet.experiments.trace_net.trace_network`'s dict, plus
+``torch`` (the largest difference against the PyTorch twin for this very example, or
+why it is unavailable), ``settings`` and ``notes``. A bad value answers 400 with
+``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from twinnet import nn
+from twinnet.config import ConfigError, TrainConfig
+from twinnet.experiments.trace import _defaults
+from twinnet.experiments.trace_net import MAX_UNITS, TraceError, torch_check, trace_network
+
+# keys this page reads besides the config keys
+OWN_KEYS = ("example", "index", "x", "y")
+# config keys that change nothing in one example's trace (left out, and said so)
+IGNORED = {"norm": "none", "dropout": 0.0}
+# the task's loss, as twinnet train picks it (train.setup.make_loss)
+TASK_LOSS = {"binary": "bce_logits", "multiclass": "cross_entropy", "regression": "mse"}
+
+
+class BadRequest(ValueError):
+    """A query value that is not valid; the message names it."""
+
+
+def _numbers(key: str, text: str) -> list[float]:
+    try:
+        values = [float(p) for p in text.replace(" ", "").split(",") if p != ""]
+    except ValueError:
+        raise BadRequest(f"{key} must be comma-separated numbers, got {text!r}") from None
+    if not values or not all(np.isfinite(values)):
+        raise BadRequest(f"{key} must be finite numbers, got {text!r}")
+    return values
+
+
+def config_from_query(query: dict[str, str]) -> TrainConfig:
+    """The config keys of ``query`` (strings) typed as TrainConfig's fields and validated."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    values: dict = {}
+    for key, text in query.items():
+        if key in OWN_KEYS:
+            continue
+        if key not in fields:
+            raise BadRequest(f"unknown setting {key!r}; valid: {', '.join([*OWN_KEYS, *fields])}")
+        default = getattr(TrainConfig(), key)
+        kind = fields[key].type
+        try:
+            if key == "layers":
+                values[key] = [int(p) for p in text.replace(" ", "").split(",") if p != ""]
+            elif isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                values[key] = text.lower() in ("true", "1")
+            elif isinstance(default, int) or "int" in str(kind):
+                values[key] = None if text == "" and "None" in str(kind) else int(text)
+            elif isinstance(default, float) or "float" in str(kind):
+                values[key] = None if text == "" and "None" in str(kind) else float(text)
+            else:
+                values[key] = text
+        except ValueError:
+            expected = {"layers": "comma-separated integers like 2,4,1"}.get(key, f"a {type(default).__name__}")
+            raise BadRequest(f"config key {key!r}: expected {expected}, got {text!r}") from None
+    return TrainConfig.from_dict(values, source="settings")
+
+
+def worked_example(query: dict[str, str]) -> dict:
+    """The 2-2-1 example of ``twinnet trace``: sigmoid units, the same weights."""
+    d = _defaults(2, 2)
+    layers = [nn.Linear(2, 2, dtype=np.float64), nn.Sigmoid(), nn.Linear(2, 1, dtype=np.float64), nn.Sigmoid()]
+    model = nn.Sequential(*layers)
+    model[0].weight.data[...] = np.reshape(d["w1"], (2, 2))
+    model[0].bias.data[...] = d["b1"]
+    model[2].weight.data[...] = [d["w2"]]
+    model[2].bias.data[...] = d["b2"]
+    x = _numbers("x", query["x"]) if "x" in query else d["x"]
+    y = _numbers("y", query["y"]) if "y" in query else [d["y"]]
+    lr = _numbers("lr", query["lr"])[0] if "lr" in query else d["lr"]
+    if lr < 0:
+        raise BadRequest(f"lr must be >= 0, got {lr:g}")
+    return {"model": model, "x": x, "y": y, "loss": "half_squared", "lr": lr,
+            "settings": {"example": "worked"}, "notes": [
+                "The classic worked example: a 2-2-1 network with sigmoid units in both layers "
+                "and the loss L = 1/2 (y_hat - y)^2 (as `twinnet trace` prints it)."]}  # fmt: skip
+
+
+def dataset_example(query: dict[str, str]) -> dict:
+    """A network as the playground builds it and one example of its training data."""
+    from twinnet import data
+    from twinnet.train.run import load_splits
+    from twinnet.train.setup import check_layers_fit, make_model
+
+    if "data_dir" in query:
+        raise BadRequest("data_dir cannot be set from the page: the studio reads only the built-in datasets")
+    small = [n for n in data.names() if n not in ("mnist", "fashion-mnist", "digits", "click", "click-book")]
+    if query.get("dataset") not in small:
+        raise BadRequest(f"dataset must be one of {', '.join(small)} (at most {MAX_UNITS} inputs), got {query.get('dataset')!r}")
+    query = {"lr": "0.1", **query}  # a step you can see (the config's default 0.001 is Adam's)
+    config = config_from_query(query)
+    notes = []
+    if max(config.layers) > MAX_UNITS or len(config.layers) > 7:
+        raise BadRequest(
+            f"the backprop view shows up to {MAX_UNITS} units a layer and 6 Linear layers, got "
+            f"layers {config.layers}: make the network smaller"
+        )
+    dropped = [k for k, v in IGNORED.items() if getattr(config, k) != v]
+    if dropped:
+        notes.append(f"{' and '.join(dropped)} left out: this page traces the plain Linear + activation network.")
+    config = config.replace(dtype="float64", **IGNORED)
+    splits = load_splits(config)
+    check_layers_fit(config, splits.n_features, splits.task, splits.n_classes)
+    try:
+        index = int(query.get("index", "0"))
+    except ValueError:
+        raise BadRequest(f"index must be an integer, got {query['index']!r}") from None
+    if not 0 <= index < len(splits.train):
+        raise BadRequest(f"index must be in 0..{len(splits.train) - 1} (training examples of {config.dataset}), got {index}")
+    x, y = splits.train[index]
+    loss = TASK_LOSS[splits.task]
+    y = int(y) if loss == "cross_entropy" else np.asarray(y, dtype=np.float64).reshape(-1).tolist()
+    notes.append(
+        f"Training example {index} of {config.dataset} ({splits.task}); the loss is the one "
+        f"`twinnet train` uses for it ({loss}); weights drawn as training starts (init "
+        f"{config.init}, seed {config.seed}); one plain SGD step with lr {config.lr:g}."
+    )
+    settings = {k: getattr(config, k) for k in ("dataset", "layers", "activation", "init", "seed", "lr")}
+    settings["index"] = index
+    return {"model": make_model(config), "x": np.asarray(x, dtype=np.float64).tolist(), "y": y,
+            "loss": loss, "lr": config.lr, "settings": settings, "notes": notes}  # fmt: skip
+
+
+def compute(query: dict[str, str]) -> dict:
+    """The page's whole answer for ``query``; raises BadRequest/ConfigError/TraceError/ValueError."""
+    unknown_example = query.get("example", "dataset") not in ("worked", "dataset")
+    if unknown_example:
+        raise BadRequest(f"example must be 'worked' or 'dataset', got {query['example']!r}")
+    spec = worked_example(query) if query.get("example") == "worked" else dataset_example(query)
+    result = trace_network(spec["model"], spec["x"], spec["y"], loss=spec["loss"], lr=spec["lr"])
+    result["torch"] = torch_check(spec["model"], spec["x"], spec["y"], loss=spec["loss"])
+    result["settings"] = spec["settings"]
+    result["notes"] = spec["notes"]
+    return result
+
+
+async def api_backprop(request: Request) -> JSONResponse:
+    query = dict(request.query_params)
+    try:
+        result = await run_in_threadpool(compute, query)
+    except (BadRequest, ConfigError, TraceError, ValueError) as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+    return JSONResponse(result)
+
+
+routes = [Route("/api/backprop", api_backprop)]

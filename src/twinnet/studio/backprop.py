@@ -33,6 +33,8 @@ from twinnet.experiments.trace_net import MAX_UNITS, TraceError, torch_check, tr
 OWN_KEYS = ("example", "index", "x", "y")
 # config keys that change nothing in one example's trace (left out, and said so)
 IGNORED = {"norm": "none", "dropout": 0.0}
+# the built-in datasets with few enough inputs to draw -> the layers the page starts with
+SMALL_DATASETS = {"xor": "2,3,1", "spirals": "2,4,3", "two-spirals": "2,4,2", "sine": "1,4,1"}
 # the task's loss, as twinnet train picks it (train.setup.make_loss)
 TASK_LOSS = {"binary": "bce_logits", "multiclass": "cross_entropy", "regression": "mse"}
 
@@ -103,16 +105,17 @@ def worked_example(query: dict[str, str]) -> dict:
 
 def dataset_example(query: dict[str, str]) -> dict:
     """A network as the playground builds it and one example of its training data."""
-    from twinnet import data
     from twinnet.train.run import load_splits
     from twinnet.train.setup import check_layers_fit, make_model
 
     if "data_dir" in query:
         raise BadRequest("data_dir cannot be set from the page: the studio reads only the built-in datasets")
-    small = [n for n in data.names() if n not in ("mnist", "fashion-mnist", "digits", "click", "click-book")]
-    if query.get("dataset") not in small:
-        raise BadRequest(f"dataset must be one of {', '.join(small)} (at most {MAX_UNITS} inputs), got {query.get('dataset')!r}")
-    query = {"lr": "0.1", **query}  # a step you can see (the config's default 0.001 is Adam's)
+    if query.get("dataset") not in SMALL_DATASETS:
+        raise BadRequest(
+            f"dataset must be one of {', '.join(SMALL_DATASETS)} (at most {MAX_UNITS} inputs), got {query.get('dataset')!r}"
+        )
+    # a step you can see (the config's default lr 0.001 is Adam's); layers fitting the data
+    query = {"lr": "0.1", "layers": SMALL_DATASETS[query["dataset"]], **query}
     config = config_from_query(query)
     notes = []
     if max(config.layers) > MAX_UNITS or len(config.layers) > 7:
@@ -168,4 +171,18 @@ async def api_backprop(request: Request) -> JSONResponse:
     return JSONResponse(result)
 
 
-routes = [Route("/api/backprop", api_backprop)]
+def options() -> dict:
+    """What the page's menus offer (the server's tables, not a copy in JavaScript)."""
+    from twinnet.config import INITS
+    from twinnet.experiments.trace_net import ACTIVATIONS
+
+    return {"datasets": list(SMALL_DATASETS), "activations": list(ACTIVATIONS), "inits": list(INITS),
+            "max_units": MAX_UNITS, "defaults": {"dataset": "xor", "layers": "2,3,1", "activation": "tanh",
+                                                 "init": "default", "seed": 0, "index": 0, "lr": 0.1}}  # fmt: skip
+
+
+async def api_options(request: Request) -> JSONResponse:
+    return JSONResponse(options())
+
+
+routes = [Route("/api/backprop", api_backprop), Route("/api/backprop/options", api_options)]

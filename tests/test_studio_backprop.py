@@ -14,8 +14,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-from studio_support import browser, page, runs_dir, screenshot, studio_server  # noqa: F401
 
+from studio_support import browser, page, runs_dir, screenshot, studio_server  # noqa: F401
 from twinnet.cli.main import main
 
 pytest.importorskip("starlette", reason="starlette not installed (pip install twinnet[studio])")
@@ -61,7 +61,7 @@ TRACE_LINES = {
 }
 
 
-def test_api_worked_example_equals_trace(studio_server, capsys):
+def test_api_worked_example_equals_trace(studio_server, capsys):  # noqa: F811
     status, r = get(studio_server, "/api/backprop?example=worked")
     assert status == 200
     assert main(["trace"]) == 0
@@ -78,7 +78,7 @@ def test_api_worked_example_equals_trace(studio_server, capsys):
         assert "PyTorch is not installed" in r["torch"]["reason"]
 
 
-def test_api_playground_network(studio_server):
+def test_api_playground_network(studio_server):  # noqa: F811
     q = urllib.parse.urlencode({"example": "dataset", "dataset": "spirals", "layers": "2,4,4,3",
                                 "activation": "relu", "seed": 3, "index": 7})  # fmt: skip
     status, r = get(studio_server, "/api/backprop?" + q)
@@ -95,7 +95,7 @@ def test_api_playground_network(studio_server):
     from twinnet import data
 
     x, y = data.load("spirals", seed=3, dtype=np.float64).train[7]
-    np.testing.assert_allclose(r["x"], x) and r["y"] == int(y)  # noqa: B015
+    np.testing.assert_allclose(r["x"], x)
     assert r["y"] == int(y)
     if r["torch"]["available"]:
         assert r["torch"]["max_abs_diff"] < 1e-12
@@ -118,7 +118,7 @@ def test_api_playground_network(studio_server):
         ("example=other", "example must be 'worked' or 'dataset'"),
     ],
 )
-def test_api_bad_values_answer_400_with_the_message(studio_server, query, message):
+def test_api_bad_values_answer_400_with_the_message(studio_server, query, message):  # noqa: F811
     status, r = get(studio_server, "/api/backprop?" + query)
     assert status == 400 and set(r) == {"error"}
     assert message in r["error"]

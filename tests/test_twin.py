@@ -226,10 +226,10 @@ def test_from_torch_of_a_model_built_in_torch():
 
 
 def test_unsupported_layers_raise_a_clear_type_error():
-    with pytest.raises(TypeError, match=r"Conv2d.*supported torch layers: Linear, .*Sequential"):
-        twin.from_torch(torch.nn.Conv2d(1, 1, 3))
-    with pytest.raises(TypeError, match="Conv2d"):
-        twin.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Conv2d(1, 1, 3)))
+    with pytest.raises(TypeError, match=r"Conv1d.*supported torch layers: Linear, .*Sequential"):
+        twin.from_torch(torch.nn.Conv1d(1, 1, 3))
+    with pytest.raises(TypeError, match="Conv1d"):
+        twin.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Conv1d(1, 1, 3)))
 
     class Custom(nn.Module):
         def forward(self, x):

@@ -36,6 +36,7 @@ from twinnet.twin.convert import (
     target_to_torch,
     to_torch,
 )
+from twinnet.twin.convert_conv import TorchResidual
 from twinnet.twin.optim import OPTIMIZER_TABLE, to_torch_optimizer, to_torch_scheduler
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "LOSS_TABLE",
     "OPTIMIZER_TABLE",
     "Row",
+    "TorchResidual",
     "TorchSwiGLU",
     "compare",
     "compare_lr_schedule",

@@ -20,16 +20,16 @@ from twinnet.cli.main import main
 
 pytest.importorskip("starlette", reason="starlette not installed (pip install twinnet[studio])")
 
-TRAIN = ["--dataset", "spirals", "--layers", "2,8,3", "--batch-size", "32", "--lr", "0.01", "--quiet"]
+TRAIN = ["--dataset", "spirals", "--layers", "2,16,16,3", "--batch-size", "16", "--lr", "0.01", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     """Two finished runs: ReLU with diagnostics, tanh without."""
     root = tmp_path_factory.mktemp("studio-runs") / "runs"
-    assert main(["train", *TRAIN, "--epochs", "6", "--diagnostics", "--diagnostics-every", "10",
+    assert main(["train", *TRAIN, "--epochs", "8", "--diagnostics", "--diagnostics-every", "50",
                  "--out", str(root / "relu")]) == 0  # fmt: skip
-    assert main(["train", *TRAIN, "--epochs", "4", "--activation", "tanh", "--out", str(root / "tanh")]) == 0
+    assert main(["train", *TRAIN, "--epochs", "6", "--activation", "tanh", "--out", str(root / "tanh")]) == 0
     return root
 
 
@@ -61,9 +61,9 @@ def test_list_shows_every_run_folder(server, runs):
     by_name = {r["name"]: r for r in body["runs"]}
     assert set(by_name) == {"relu", "tanh"}
     metrics = json.loads((runs / "relu" / "metrics.json").read_text())
-    assert by_name["relu"]["status"] == "finished" and by_name["relu"]["epochs_done"] == 6
+    assert by_name["relu"]["status"] == "finished" and by_name["relu"]["epochs_done"] == 8
     assert by_name["relu"]["test_accuracy"] == metrics["test_accuracy"]
-    assert by_name["tanh"]["activation"] == "tanh" and by_name["tanh"]["epochs"] == 4
+    assert by_name["tanh"]["activation"] == "tanh" and by_name["tanh"]["epochs"] == 6
 
 
 def test_detail_is_what_the_report_shows(server, runs):
@@ -75,13 +75,16 @@ def test_detail_is_what_the_report_shows(server, runs):
     hist = History.from_csv(runs / "relu" / "history.csv").history
     assert d["history"]["columns"]["val_loss"] == hist["val_loss"]
     assert d["metrics"] == json.loads((runs / "relu" / "metrics.json").read_text())
-    assert d["config"]["layers"] == [2, 8, 3] and d["config"]["diagnostics"] is True
+    assert d["config"]["layers"] == [2, 16, 16, 3] and d["config"]["diagnostics"] is True
     want = [f.message for f in findings(runs / "relu")]
     assert [f["message"] for f in d["diagnostics"]["findings"]] == want
     rows = read_diagnostics(runs / "relu")
     layers = d["diagnostics"]["layers"]
     assert layers["step"] == max(r["step"] for r in rows)
-    assert [r["layer"] for r in layers["rows"]] == ["layer 0 (Linear)", "layer 1 (ReLU, after Linear 0)", "layer 2 (Linear)"]
+    assert [r["layer"] for r in layers["rows"]] == [
+        "layer 0 (Linear)", "layer 1 (ReLU, after Linear 0)", "layer 2 (Linear)",
+        "layer 3 (ReLU, after Linear 2)", "layer 4 (Linear)",
+    ]  # fmt: skip
     last = [r for r in rows if r["layer"] == "0" and r["statistic"] == "weight_norm"][-1]["value"]
     col = layers["headers"].index("||W||")
     assert layers["rows"][0]["cells"][col]["value"] == pytest.approx(last, rel=1e-12)
@@ -100,10 +103,10 @@ def test_version_answers_unchanged_until_a_file_changes(server, runs):
     assert again == {"unchanged": True, "version": d["version"], "status": "finished"}
     path = runs / "tanh" / "history.csv"
     text = path.read_text()
-    path.write_text(text + text.splitlines()[-1].replace("4,", "5,", 1) + "\n")
+    path.write_text(text + text.splitlines()[-1].replace("6,", "7,", 1) + "\n")
     try:
         _, changed = get_json(server, "/api/runs/tanh?version=" + urllib.parse.quote(d["version"]))
-        assert changed.get("unchanged") is None and len(changed["history"]["columns"]["epoch"]) == 5
+        assert changed.get("unchanged") is None and len(changed["history"]["columns"]["epoch"]) == 7
     finally:
         path.write_text(text)
 
@@ -186,10 +189,10 @@ def test_page_overlays_two_runs_and_shows_a_report(server, page):  # noqa: F811
     page.wait_for_selector("#compare:not([hidden]) canvas")
     legend = page.locator("#compare-chart .u-legend").inner_text()
     assert "relu" in legend and "tanh" in legend
-    assert page.locator("#compare-chart").get_attribute("data-points") == "6"  # epochs 1..6 (tanh: 1..4)
+    assert page.locator("#compare-chart").get_attribute("data-points") == "8"  # epochs 1..8 (tanh: 1..6)
     assert page.locator("#run-name").inner_text() == "relu"
     assert page.locator("#run-status").inner_text() == "finished"
-    assert page.locator("table.layers tr").count() == 4  # header + 3 layers
+    assert page.locator("table.layers tr").count() == 6  # header + 5 layers
     assert page.locator("#findings").inner_text() != ""
     screenshot(page, "runs-finished-and-compare")
     # switch the compared curve; the URL keeps it

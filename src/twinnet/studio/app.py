@@ -10,7 +10,7 @@ import contextlib
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -47,6 +47,7 @@ def create_app(runs_dir: str | Path = "runs") -> Starlette:
 
     routes = [
         *(Route(path, _page(name)) for path, name in PAGES.items()),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         *playground.routes,
         *backprop_routes,
         *runs_routes,

@@ -1,0 +1,283 @@
+"""One browser tab's training: a Trainer running in its own worker thread, steered by
+Start / Pause / Step / Reset, publishing what the panels show several times a second.
+
+The loop is ``Trainer.fit``, the same as ``twinnet train``; this module only adds a
+callback (:class:`StudioCallback`) that, after each optimiser step, publishes a
+snapshot when one is due and waits while the session is paused. Step lets exactly one
+batch through: the step budget is ``None`` (run), 0 (paused) or the number of steps
+still allowed. Everything that touches the model runs in the worker thread; the event
+loop only receives finished JSON strings through ``publish``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+import numpy as np
+
+from twinnet import losses
+from twinnet.diagnostics import snapshot_parameters
+from twinnet.studio import views
+from twinnet.studio.data import PlaygroundData, make_data
+from twinnet.studio.settings import Settings, export_python, export_toml, resolve_loss
+from twinnet.train import Callback, LRSchedulerCallback, Trainer
+from twinnet.train.setup import make_model, make_optimizer, make_scheduler
+
+PUBLISH_EVERY = 0.15  # seconds between snapshots while training (about 6-7 a second)
+PROBE_SIZE = 256  # training examples in the diagnostics probe batch
+MAX_CURVE_POINTS = 1500
+MAX_DIAG_RECORDS = 200  # diagnostics records kept for the findings (older ones thinned)
+LOSSES = {"cross-entropy": losses.CrossEntropyLoss, "bce": losses.BCEWithLogitsLoss, "mse": losses.MSELoss}
+
+
+class Stopped(Exception):
+    """Raised inside the worker thread to leave ``fit`` when the session closes."""
+
+
+class StudioCallback(Callback):
+    """Publishes snapshots and holds the loop while paused (see the module docstring)."""
+
+    def __init__(self, session: PlaygroundSession):
+        self.session = session
+
+    def on_before_step(self, trainer, logs):
+        s = self.session
+        # the weights before this step, for the update-to-weight ratio of the next snapshot
+        s.before = snapshot_parameters(trainer.model)
+
+    def on_batch_end(self, trainer, logs):
+        self.session.after_step()
+
+    def on_epoch_end(self, trainer, row):
+        self.session.epoch_rows.append({k: _clean(v) for k, v in row.items()})
+
+
+class PlaygroundSession:
+    """Training for one WebSocket. ``publish(text)`` is called from the worker thread
+    with each message (a JSON string); it must be thread-safe and must not block."""
+
+    def __init__(self, settings: Settings, publish, upload=None, publish_every: float = PUBLISH_EVERY):
+        self.settings, self.publish, self.publish_every = settings, publish, publish_every
+        self.pd: PlaygroundData = make_data(settings, upload)
+        pd = self.pd
+        self.loss_name, self.task = resolve_loss(settings.loss, pd.task, pd.n_classes)
+        n_out = pd.n_classes if self.task == "multiclass" else 1
+        self.layers = [pd.x_train.shape[1], *settings.hidden, n_out]
+        self.config = settings.config.replace(layers=self.layers)
+        self.model = make_model(self.config)
+        self.loss_fn = LOSSES[self.loss_name]()
+        self.optimizer = make_optimizer(self.config, self.model)
+        steps_per_epoch = math.ceil(len(pd.x_train) / self.config.batch_size)
+        scheduler, interval = make_scheduler(self.config, self.optimizer, steps_per_epoch)
+        callbacks = [StudioCallback(self)]
+        if scheduler is not None:
+            callbacks.insert(0, LRSchedulerCallback(scheduler, interval))
+        self.trainer = Trainer(self.model, self.loss_fn, self.optimizer, callbacks=callbacks,
+                               task=self.task, seed=self.config.seed)  # fmt: skip
+        y_train = pd.y_train.astype(np.float32).reshape(-1, 1) if self.task == "binary" else pd.y_train
+        self.y_train = y_train
+        self.y_val = pd.y_val.astype(np.float32).reshape(-1, 1) if self.task == "binary" else pd.y_val
+        n_probe = min(PROBE_SIZE, len(pd.x_train))
+        self.probe_xy = (pd.x_train[:n_probe], y_train[:n_probe])
+        self.before = None
+        self.curves: dict[str, list] = {"step": [], "train_loss": [], "val_loss": [], "train_accuracy": [], "val_accuracy": []}
+        self.diag_rows: list[dict] = []
+        self.epoch_rows: list[dict] = []
+        self.state = "ready"  # ready, running, paused, finished, stopped
+        self.message = ""
+        self._budget: int | None = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._last_publish = 0.0
+        self.updates = 0  # snapshots published
+
+    # -- controls (called from the event loop; cheap, never touch the model) --------------
+    def start(self) -> None:
+        self._control(None)
+
+    def pause(self) -> None:
+        with self._cond:
+            if self.state == "running":
+                self._budget = 0
+                self._cond.notify_all()
+
+    def step(self) -> None:
+        with self._cond:
+            if self.state in ("finished", "stopped"):
+                return
+            if self.state == "running":  # Step while running pauses after this one step
+                self._budget = 1
+            else:
+                self._budget = (self._budget or 0) + 1
+        self._control(self._budget)
+
+    def _control(self, budget) -> None:
+        with self._cond:
+            if self.state in ("finished", "stopped") or self._closed:
+                return
+            self._budget = budget
+            self.state = "running"
+            self._cond.notify_all()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="twinnet-studio-session", daemon=True)
+                self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop training (after the current batch) and join the worker thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the worker thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self.trainer.fit((self.pd.x_train, self.y_train), (self.pd.x_val, self.y_val),
+                             epochs=self.config.epochs, batch_size=self.config.batch_size)  # fmt: skip
+            self.state = "stopped" if self._closed else "finished"
+            self.message = "training finished" if self.state == "finished" else ""
+        except Stopped:
+            self.state = "stopped"
+        except Exception as e:  # a numeric blow-up or a bug: the page shows it, the server lives
+            self.state = "stopped"
+            self.message = f"training stopped: {type(e).__name__}: {' '.join(str(e).split())}"
+        if not self._closed:
+            self.publish_snapshot()
+
+    def after_step(self) -> None:
+        """After each optimiser step: publish when due, then wait while paused."""
+        if self._closed:
+            raise Stopped
+        if not math.isfinite(self.trainer.last_loss):
+            self.message = f"the loss became {self.trainer.last_loss} at step {self.trainer.global_step}: lower the learning rate"
+            self.trainer.stop_training = True
+        with self._cond:
+            if self._budget:  # a Step budget; 0 means Pause was pressed
+                self._budget -= 1
+        if self.trainer.stop_training:
+            self.state = "stopped"
+            self.publish_snapshot()
+            return
+        shown = False  # has the page seen this paused step?
+        while True:
+            with self._cond:
+                if self._closed:
+                    raise Stopped
+                holding = self._budget == 0
+                if holding and shown and self.state == "paused":
+                    self._cond.wait()  # Start, Step or close wakes us
+                    continue
+                if holding:
+                    self.state = "paused"
+            if not holding:  # (just resumed from a pause: the next step publishes)
+                if not shown and time.monotonic() - self._last_publish >= self.publish_every:
+                    self.publish_snapshot()
+                return
+            self.publish_snapshot()
+            shown = True
+
+    def publish_snapshot(self) -> None:
+        self._last_publish = time.monotonic()
+        try:
+            text = json.dumps(self.snapshot(), allow_nan=False)
+        except Exception as e:  # never let a drawing problem kill training
+            text = json.dumps({"type": "error", "message": f"could not draw this step: {type(e).__name__}: {e}"})
+        self.updates += 1
+        self.publish(text)
+
+    # -- what the page shows -------------------------------------------------------------
+    def dataset_message(self) -> dict:
+        pd = self.pd
+        return {
+            "type": "dataset",
+            "name": pd.name,
+            "task": self.task,
+            "classes": pd.classes,
+            "features": pd.features,
+            "layers": self.layers,
+            "extent": pd.extent,
+            "n_raw": pd.n_raw,
+            "train": _points(pd.raw_train, pd.y_train) if pd.n_raw <= 2 else None,
+            "val": _points(pd.raw_val, pd.y_val) if pd.n_raw <= 2 else None,
+            "n_train": len(pd.x_train),
+            "n_val": len(pd.x_val),
+            "images": views.image_examples(pd),
+            "feature_maps": views.feature_maps(pd),
+            "export": {"toml": export_toml(self.settings, pd.n_raw, pd.n_classes if pd.task == "multiclass" else 1),
+                       "python": export_python(self.settings, self.layers, self.loss_name)},  # fmt: skip
+        }
+
+    def snapshot(self) -> dict:
+        t, pd = self.trainer, self.pd
+        step = t.global_step
+        train = views.metrics_on(t, pd.x_train, self.y_train)
+        val = views.metrics_on(t, pd.x_val, self.y_val)
+        self._add_curve_point(step, train, val)
+        stats = views.probe(self.model, self.loss_fn, *self.probe_xy, self.before if step else None)
+        self._add_diag_rows(step, stats)
+        return {
+            "type": "update",
+            "state": self.state,
+            "message": self.message,
+            "step": step,
+            "epoch": t.epoch + t.batch_in_epoch / max(1, math.ceil(len(pd.x_train) / self.config.batch_size)),
+            "lr": _clean(t.optimizer.param_groups[0]["lr"]),
+            "train": {k: _clean(v) for k, v in train.items()},
+            "val": {k: _clean(v) for k, v in val.items()},
+            "curves": self.curves,
+            "output": views.output_map(self.model, pd, self.task) if pd.n_raw <= 2 else None,
+            "units": views.unit_maps(self.model, pd),
+            "network": views.network(self.model),
+            "layers": views.layer_panel(stats),
+            "findings": views.plain_findings(self.diag_rows),
+            "confusion": views.confusion(t, pd, self.task) if pd.n_classes and pd.n_classes > 2 or pd.image_side else None,
+            "predictions": views.image_predictions(t, pd, self.task),
+            "updates": self.updates,
+        }
+
+    def _add_curve_point(self, step: int, train: dict, val: dict) -> None:
+        c = self.curves
+        if c["step"] and c["step"][-1] == step:
+            for k in c:
+                c[k].pop()
+        c["step"].append(step)
+        c["train_loss"].append(_clean(train["loss"]))
+        c["val_loss"].append(_clean(val["loss"]))
+        c["train_accuracy"].append(_clean(train.get("accuracy")))
+        c["val_accuracy"].append(_clean(val.get("accuracy")))
+        if len(c["step"]) > MAX_CURVE_POINTS:  # thin the older half, keep the recent points
+            half = len(c["step"]) // 2
+            for k in c:
+                c[k] = c[k][:half:2] + c[k][half:]
+
+    def _add_diag_rows(self, step: int, stats) -> None:
+        rows = self.diag_rows
+        rows[:] = [r for r in rows if r["step"] != step]
+        rows += [{"step": step, **r} for r in stats.rows]
+        steps = sorted({r["step"] for r in rows})
+        if len(steps) > MAX_DIAG_RECORDS:  # keep every other older record
+            keep = set(steps[: len(steps) // 2 : 2]) | set(steps[len(steps) // 2 :])
+            rows[:] = [r for r in rows if r["step"] in keep]
+
+
+def _points(raw: np.ndarray, y: np.ndarray) -> list:
+    """[[x1, x2, label], ...] (1-D data: [[x, target], ...]) rounded for the page."""
+    y = np.asarray(y).reshape(len(raw), -1)[:, 0]
+    return np.concatenate([raw.astype(np.float64), y[:, None].astype(np.float64)], axis=1).round(4).tolist()
+
+
+def _clean(v):
+    """A JSON-safe number: NaN and infinities become None."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None

@@ -1,0 +1,187 @@
+"""What the playground's panels show, computed from the live model (the page only draws).
+
+Each function returns plain JSON-ready values. Large grids travel as base64 of uint8
+(a probability p in [0, 1] as round(255 p)): a 100x100 heat map of 3 classes is 40 kB.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from twinnet.diagnostics import collect_stats, findings, layer_labels
+from twinnet.models import ACTIVATIONS
+from twinnet.nn import Linear
+from twinnet.train import metrics as M
+
+ACTIVATION_TYPES = {type(f()).__name__ for f in ACTIVATIONS.values()} - {"Identity"}
+HEATMAP_GRID = 100  # cells per side of the decision-boundary map
+UNIT_GRID = 32  # cells per side of each hidden unit's activation map
+CURVE_POINTS = 200  # points of a 1-D regression fit
+
+
+def b64_uint8(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def _quantise(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(values - lo) / (hi - lo) as 0..255 (lo == hi: all 128)."""
+    if not hi > lo:
+        return np.full(values.shape, 128, dtype=np.uint8)
+    scaled = (np.nan_to_num(values, nan=lo) - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def plane_grid(extent: list[float], n: int) -> np.ndarray:
+    """(n*n, 2) cell centres over [x1_min, x1_max] x [x2_min, x2_max], row 0 at the top
+    (largest x2), as an image is stored."""
+    x1 = np.linspace(extent[0], extent[1], n)
+    x2 = np.linspace(extent[3], extent[2], n)
+    a, b = np.meshgrid(x1, x2)  # (n, n) each
+    return np.stack([a.ravel(), b.ravel()], axis=1)
+
+
+def _eval_mode(model):
+    class _Eval:
+        def __enter__(self):
+            self.was = model.training
+            model.eval()
+
+        def __exit__(self, *exc):
+            model.train(self.was)
+
+    return _Eval()
+
+
+def forward_layers(model, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The model's output on ``x`` in eval mode and each hidden activation's output
+    (N, units), in order."""
+    hidden = []
+    with _eval_mode(model), np.errstate(all="ignore"):
+        h = x
+        for module in model:
+            h = module(h)
+            if type(module).__name__ in ACTIVATION_TYPES:
+                hidden.append(h)
+    return h, hidden
+
+
+def output_map(model, pd, task: str, n: int = HEATMAP_GRID) -> dict:
+    """The decision boundary (classification: class probabilities per cell), or the fit
+    (regression: the prediction per cell, or along x for 1-D data)."""
+    if pd.n_raw == 1:
+        lo, hi = pd.extent[:2]
+        xs = np.linspace(lo, hi, CURVE_POINTS)
+        out, _ = forward_layers(model, pd.transform(xs[:, None]))
+        return {"kind": "curve", "x": xs.round(4).tolist(), "y": np.asarray(out[:, 0], np.float64).round(4).tolist()}
+    grid = plane_grid(pd.extent, n)
+    out, _ = forward_layers(model, pd.transform(grid))
+    if task == "regression":
+        values = out[:, 0].astype(np.float64)
+        lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+        return {"kind": "values", "n": n, "lo": lo, "hi": hi, "data": b64_uint8(_quantise(values, lo, hi))}
+    probs = M.probabilities(out, task)
+    if task == "binary":
+        probs = np.stack([1 - probs, probs], axis=1)
+    return {"kind": "probs", "n": n, "classes": probs.shape[1], "data": b64_uint8(_quantise(probs, 0.0, 1.0))}
+
+
+def unit_maps(model, pd, n: int = UNIT_GRID) -> list[dict]:
+    """Every hidden unit's activation over the input plane (2-D data only), per layer:
+    {"lo", "hi", "units": [base64 n*n per unit]} scaled to the layer's own range."""
+    if pd.n_raw != 2:
+        return []
+    _, hidden = forward_layers(model, pd.transform(plane_grid(pd.extent, n)))
+    layers = []
+    for h in hidden:
+        h = np.asarray(h, np.float64)
+        finite = h[np.isfinite(h)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        layers.append({"lo": lo, "hi": hi, "units": [b64_uint8(_quantise(h[:, j], lo, hi)) for j in range(h.shape[1])]})
+    return layers
+
+
+def feature_maps(pd, n: int = UNIT_GRID) -> dict | None:
+    """Each input feature (x1, x1^2, sin x1, ...) over the plane, for the input nodes."""
+    if pd.n_raw != 2:
+        return None
+    f = pd.transform(plane_grid(pd.extent, n)).astype(np.float64)  # (n*n, F)
+    lo, hi = f.min(axis=0), f.max(axis=0)
+    maps = [b64_uint8(_quantise(f[:, j], float(lo[j]), float(hi[j]))) for j in range(f.shape[1])]
+    return {"n": n, "maps": maps, "lo": lo.tolist(), "hi": hi.tolist()}
+
+
+def network(model) -> list[dict]:
+    """Each Linear layer's weights (out, in) and biases, rounded for the diagram."""
+    out = []
+    for module in model:
+        if isinstance(module, Linear):
+            w = np.asarray(module.weight.data, np.float64)
+            b = None if module.bias is None else np.asarray(module.bias.data, np.float64).round(4).tolist()
+            out.append({"weight": w.round(4).tolist(), "bias": b})
+    return out
+
+
+def metrics_on(trainer, x: np.ndarray, y: np.ndarray) -> dict:
+    """Loss and accuracy (classification) or mse (regression) with the Trainer's own evaluate."""
+    result = trainer.evaluate(x, y)
+    keep = {"loss": result["loss"]}
+    if "accuracy" in result:
+        keep["accuracy"] = result["accuracy"]
+    return keep
+
+
+def layer_panel(stats) -> list[dict]:
+    """Per leaf layer of one probe (``collect_stats``): its label, histogram of the
+    pre-activation (activation layers) and the numbers the diagnostics record."""
+    by_layer: dict[str, dict] = {}
+    for r in stats.rows:
+        if r["layer"] == "(model)":
+            continue
+        entry = by_layer.setdefault(r["layer"], {"layer": r["layer"], "type": r["layer_type"], "stats": {}})
+        entry["stats"][r["statistic"]] = _finite(r["value"])
+    labels = layer_labels([(k, e["type"]) for k, e in by_layer.items()])
+    for h in stats.histograms:
+        if h["layer"] in by_layer:
+            by_layer[h["layer"]]["histogram"] = {"counts": h["counts"], "edges": [round(e, 5) for e in h["edges"]]}
+    for k, e in by_layer.items():
+        e["label"] = labels[k]
+    return list(by_layer.values())
+
+
+def _finite(v: float):
+    return float(v) if np.isfinite(v) else None
+
+
+def probe(model, loss_fn, x, y, before):
+    """``collect_stats`` on the probe batch: the same numbers as ``twinnet train --diagnostics``."""
+    return collect_stats(model, loss_fn, x, y, before=before)
+
+
+def plain_findings(rows: list[dict]) -> list[dict]:
+    """The diagnostics' findings on the rows recorded so far (the same rules as the report)."""
+    return [{"severity": f.severity, "message": f.message, "rule": f.rule, "step": f.step} for f in findings(rows)]
+
+
+def confusion(trainer, pd, task: str) -> list[list[int]] | None:
+    if task == "regression":
+        return None
+    scores = trainer.predict(pd.x_val)
+    pred = M.predict_labels(scores, task)
+    return M.confusion_matrix(pd.y_val.reshape(-1), pred, pd.n_classes).tolist()
+
+
+def image_examples(pd, count: int = 24) -> dict | None:
+    """The first ``count`` validation images (pixels 0..255) for the example grid."""
+    if pd.image_side is None:
+        return None
+    x = pd.raw_val[:count].astype(np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    return {"side": pd.image_side, "count": len(x), "labels": pd.y_val[:count].tolist(), "data": b64_uint8(_quantise(x, lo, hi))}
+
+
+def image_predictions(trainer, pd, task: str, count: int = 24) -> list[int] | None:
+    if pd.image_side is None:
+        return None
+    return M.predict_labels(trainer.predict(pd.x_val[:count]), task).tolist()

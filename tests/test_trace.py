@@ -311,3 +311,28 @@ def test_trace_network_refuses_what_it_cannot_show():
         trace_network(worked_model(), [0.5, 0.1], 1.0, loss="bce_logits")
     with pytest.raises(TraceError, match="float64"):
         trace_network(build_mlp([2, 3, 1]), [0, 0], [1.0])
+
+
+def test_cli_traces_a_deeper_network(capsys):
+    # 2-3-2-1 sigmoid, pattern weights: W1 = [[.1,.2],[.3,.4],[.5,.6]], W2 = [[.1,.2,.3],[.4,.5,.6]], W3 = [[.1,.2]]
+    assert main(["trace", "--sizes", "2-3-2-1"]) == 0
+    out = capsys.readouterr().out
+    s = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    x = np.array([0.5, 0.1])
+    W1, W2, W3 = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]), np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]), np.array([[0.1, 0.2]])
+    a1 = s(W1 @ x)
+    a2 = s(W2 @ a1)
+    y_hat = s(W3 @ a2)[0]
+    d3 = (y_hat - 1) * y_hat * (1 - y_hat)
+    d2 = (W3[0] * d3) * a2 * (1 - a2)
+    d1 = (W2.T @ d2) * a1 * (1 - a1)
+    assert printed(out, "z1 = W1 x + b1") == [0.07, 0.19, 0.31]
+    assert printed(out, "y_hat = sigmoid(z3)") == pytest.approx(y_hat, rel=6e-4)
+    np.testing.assert_allclose(printed(out, "dL/dW3 = delta3 a2^T"), [d3 * a2], rtol=6e-4)
+    np.testing.assert_allclose(printed(out, "dL/dW2 = delta2 a1^T"), np.outer(d2, a1), rtol=6e-4)
+    np.testing.assert_allclose(printed(out, "dL/dW1 = delta1 x^T"), np.outer(d1, x), rtol=6e-4)
+    assert "Check: the engine's gradients equal the formulas" in out
+    assert main(["trace", "--sizes", "2-3-3-1", "--w1", "1,2"]) == 2
+    assert "--w1 is for inputs-hidden-1 networks" in capsys.readouterr().err
+    assert main(["trace", "--sizes", "2-9-1"]) == 2
+    assert "1..8 units" in capsys.readouterr().err

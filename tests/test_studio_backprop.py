@@ -115,7 +115,7 @@ def test_api_playground_network(studio_server):  # noqa: F811
         ("example=dataset&dataset=xor&colour=red", "unknown setting 'colour'"),
         ("example=worked&x=1", "x must be 2 finite numbers"),
         ("example=worked&lr=-0.5", "lr must be >= 0, got -0.5"),
-        ("example=other", "example must be 'worked' or 'dataset'"),
+        ("example=other", "example must be one of worked, dataset, playground"),
     ],
 )
 def test_api_bad_values_answer_400_with_the_message(studio_server, query, message):  # noqa: F811
@@ -187,3 +187,45 @@ def test_page_shows_a_bad_value_and_keeps_working(studio_server, page):  # noqa:
     page.wait_for_function("document.querySelector('#counter').textContent === '1 / 29'")
     assert page.locator("#error").inner_text() == ""
     assert "activation=tanh" in page.url and "layers=2%2C5%2C5%2C3" in page.url
+
+
+def test_api_traces_the_playgrounds_own_network(studio_server):  # noqa: F811
+    """example=playground takes the playground's URL keys and traces the network it starts from."""
+    from twinnet.studio.data import make_data
+    from twinnet.studio.settings import validate
+    from twinnet.train.setup import make_model
+
+    q = "example=playground&dataset=circles&features=x1,x2,x1%5E2,x2%5E2&hidden=4,3&activation=tanh&index=2"
+    status, r = get(studio_server, "/api/backprop?" + q)
+    assert status == 200, r
+    assert r["sizes"] == [4, 4, 3, 1] and r["inputs"] == ["x1", "x2", "x1^2", "x2^2"]
+    assert r["loss"]["name"] == "bce_logits" and r["activations"] == ["tanh", "tanh", "identity"]
+    s = validate({"dataset": "circles", "features": ["x1", "x2", "x1^2", "x2^2"], "hidden": [4, 3], "activation": "tanh"})
+    pd = make_data(s)
+    np.testing.assert_allclose(r["x"], pd.x_train[2], rtol=1e-7)  # the features of example 2
+    assert r["y"] == float(pd.y_train[2])
+    start = make_model(s.config.replace(layers=[4, 4, 3, 1]))  # the playground's float32 model
+    np.testing.assert_allclose(r["params"]["W1"], start[0].weight.data, rtol=1e-6)
+    np.testing.assert_allclose(r["params"]["W3"], start[4].weight.data, rtol=1e-6)
+    if r["torch"]["available"]:
+        assert r["torch"]["max_abs_diff"] < 1e-12
+    for bad, message in (("&hidden=16", "up to 8 units a layer"), ("&activation=nope", "config key 'activation'"),
+                         ("&dataset=mnist", "up to 8 units a layer"), ("&colour=red", "unknown key 'colour'")):  # fmt: skip
+        status, r = get(studio_server, "/api/backprop?example=playground" + bad)
+        assert status == 400 and message in r["error"], (bad, r)
+
+
+def test_page_traces_the_playgrounds_network(studio_server, page):  # noqa: F811
+    page.goto(studio_server + "/backprop?example=playground&dataset=circles&features=x1,x2,x1%5E2,x2%5E2"
+              "&hidden=4,3&activation=tanh&index=2&step=20")  # fmt: skip
+    page.wait_for_selector("body[data-ready]")
+    assert page.locator("#counter").inner_text() == "21 / 29"
+    assert "dataset=circles" in page.locator("#pg-summary").inner_text()
+    assert page.locator("#net .node text").first.text_content() == "x1"
+    assert page.locator("#net line.edge").count() == 4 * 4 + 4 * 3 + 3
+    assert "target y =" in page.locator("#target").text_content()
+    screenshot(page, "backprop-playground-circles")
+    page.fill("#index", "3")
+    page.click("#trace")
+    page.wait_for_function("location.search.includes('index=3') && document.querySelector('#counter').textContent === '1 / 29'")
+    assert "dataset=circles" in page.url and "hidden=4%2C3" in page.url

@@ -7,6 +7,9 @@ of a config file (``dataset``, ``layers=2,4,1``, ``activation``, ``init``, ``see
 ``lr``, ...) validated by :class:`twinnet.config.TrainConfig`, plus ``index``: which
 training example to trace. The model is built as ``twinnet train`` builds it (same
 weights for the same seed, in float64) and the loss is the one training uses.
+``example=playground`` takes the playground's own URL keys (``dataset``, ``features``,
+``hidden``, ``activation``, ...; validated by ``twinnet.studio.settings``) and traces the
+network the playground starts from, on one of the examples it trains on.
 
 The answer is :func:`twinnet.experiments.trace_net.trace_network`'s dict, plus
 ``torch`` (the largest difference against the PyTorch twin for this very example, or
@@ -29,14 +32,16 @@ from twinnet.config import ConfigError, TrainConfig
 from twinnet.experiments.trace import _defaults
 from twinnet.experiments.trace_net import MAX_UNITS, TraceError, torch_check, trace_network
 
-# keys this page reads besides the config keys
-OWN_KEYS = ("example", "index", "x", "y")
+# keys this page reads besides the config keys (or the playground's settings)
+OWN_KEYS = ("example", "index", "x", "y", "step")
 # config keys that change nothing in one example's trace (left out, and said so)
 IGNORED = {"norm": "none", "dropout": 0.0}
 # the built-in datasets with few enough inputs to draw -> the layers the page starts with
 SMALL_DATASETS = {"xor": "2,3,1", "spirals": "2,4,3", "two-spirals": "2,4,2", "sine": "1,4,1"}
 # the task's loss, as twinnet train picks it (train.setup.make_loss)
 TASK_LOSS = {"binary": "bce_logits", "multiclass": "cross_entropy", "regression": "mse"}
+# the playground's loss names -> trace_network's
+PLAYGROUND_LOSS = {"cross-entropy": "cross_entropy", "bce": "bce_logits", "mse": "mse"}
 
 
 class BadRequest(ValueError):
@@ -149,16 +154,96 @@ def dataset_example(query: dict[str, str]) -> dict:
             "loss": loss, "lr": config.lr, "settings": settings, "notes": notes}  # fmt: skip
 
 
+def playground_settings(query: dict[str, str]) -> dict:
+    """The playground's URL keys typed as its defaults (as its page's pg-state.js reads them)."""
+    from twinnet.studio.settings import DEFAULTS
+
+    raw: dict = {}
+    for key, text in query.items():
+        if key in OWN_KEYS:
+            continue
+        d = DEFAULTS.get(key)
+        if key == "points":
+            raw[key] = [[_typed(v) for v in p.split(",")] for p in text.split(";") if p]
+        elif key == "hidden":
+            raw[key] = [_typed(v) for v in text.split(",") if v != ""]
+        elif isinstance(d, list):
+            raw[key] = [v for v in text.split(",") if v != ""]
+        elif isinstance(d, int | float) and not isinstance(d, bool):
+            raw[key] = _typed(text)
+        else:
+            raw[key] = text  # unknown keys too: validate() names them
+    return raw
+
+
+def _typed(text: str):
+    """"3" -> 3, "0.5" -> 0.5, anything else stays text (the validation names it)."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def playground_example(query: dict[str, str]) -> dict:
+    """The network the playground starts from for these settings (its URL query), and one
+    of the training examples it feeds that network (after its input features)."""
+    from twinnet.studio.data import make_data
+    from twinnet.studio.settings import resolve_loss, validate
+    from twinnet.train.setup import make_model
+
+    s = validate(playground_settings(query))
+    if s.dataset == "upload":
+        raise BadRequest("dataset 'upload': the backprop page cannot see a dropped file; pick another dataset")
+    if max(s.hidden, default=0) > MAX_UNITS or len(s.hidden) > 5:
+        raise BadRequest(f"the backprop view shows up to {MAX_UNITS} units a layer and 5 hidden layers, got hidden "
+                         f"layers {s.hidden}: make the network smaller in the playground")  # fmt: skip
+    pd = make_data(s)
+    loss, task = resolve_loss(s.loss, pd.task, pd.n_classes)
+    layers = [pd.x_train.shape[1], *s.hidden, pd.n_classes if task == "multiclass" else 1]
+    if max(layers) > MAX_UNITS:
+        raise BadRequest(f"the backprop view shows up to {MAX_UNITS} units a layer, got layers {layers} "
+                         f"({s.dataset} has {pd.x_train.shape[1]} inputs)")  # fmt: skip
+    notes = []
+    dropped = [k for k, v in IGNORED.items() if getattr(s.config, k) != v]
+    if dropped:
+        notes.append(f"{' and '.join(dropped)} left out: this page traces the plain Linear + activation network.")
+    config = s.config.replace(layers=layers, dtype="float64", **IGNORED)
+    try:
+        index = int(query.get("index", "0"))
+    except ValueError:
+        raise BadRequest(f"index must be an integer, got {query['index']!r}") from None
+    if not 0 <= index < len(pd.x_train):
+        raise BadRequest(f"index must be in 0..{len(pd.x_train) - 1} (training examples), got {index}")
+    name = PLAYGROUND_LOSS[loss]
+    y = pd.y_train[index]
+    y = int(y) if name == "cross_entropy" else np.asarray(y, dtype=np.float64).reshape(-1).tolist()
+    lr = _numbers("lr", query["lr"])[0] if "lr" in query else 0.1
+    notes.append(
+        f"The playground's network on training example {index} of {s.dataset} (inputs: "
+        f"{', '.join(pd.features)}); its loss ({loss}); the weights it starts from (init {config.init}, "
+        f"seed {config.seed}, in float64); one plain SGD step with lr {lr:g}."
+    )
+    return {"model": make_model(config), "x": np.asarray(pd.x_train[index], dtype=np.float64).tolist(), "y": y,
+            "loss": name, "lr": lr, "settings": {"example": "playground", "index": index},
+            "inputs": list(pd.features), "notes": notes}  # fmt: skip
+
+
+EXAMPLES = {"worked": worked_example, "dataset": dataset_example, "playground": playground_example}
+
+
 def compute(query: dict[str, str]) -> dict:
     """The page's whole answer for ``query``; raises BadRequest/ConfigError/TraceError/ValueError."""
-    unknown_example = query.get("example", "dataset") not in ("worked", "dataset")
-    if unknown_example:
-        raise BadRequest(f"example must be 'worked' or 'dataset', got {query['example']!r}")
-    spec = worked_example(query) if query.get("example") == "worked" else dataset_example(query)
+    example = query.get("example", "dataset")
+    if example not in EXAMPLES:
+        raise BadRequest(f"example must be one of {', '.join(EXAMPLES)}, got {example!r}")
+    spec = EXAMPLES[example](query)
     result = trace_network(spec["model"], spec["x"], spec["y"], loss=spec["loss"], lr=spec["lr"])
     result["torch"] = torch_check(spec["model"], spec["x"], spec["y"], loss=spec["loss"])
     result["settings"] = spec["settings"]
     result["notes"] = spec["notes"]
+    result["inputs"] = spec.get("inputs") or [f"x{i + 1}" for i in range(len(result["x"]))]
     return result
 
 

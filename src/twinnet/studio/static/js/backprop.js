@@ -8,12 +8,20 @@ const $ = (id) => document.getElementById(id);
 const DATASET_KEYS = ["dataset", "layers", "activation", "init", "seed", "index"];
 let options = null;
 let result = null;
-let state = {};  // {example, dataset, layers, activation, init, seed, index, lr, step}
+let state = {};  // {example, dataset, layers, activation, init, seed, index, lr, step, pg}
+// example=playground: the playground's own URL keys, passed through as they are (pg)
+const OWN = ["example", ...DATASET_KEYS, "lr", "step"];
 
 function stateFromUrl() {
   const q = new URLSearchParams(location.search);
   const s = { ...options.defaults, example: "worked", lr: "0.1", step: 0 };
-  for (const [k, v] of q) s[k] = v;
+  s.pg = {};
+  const playground = q.get("example") === "playground";
+  for (const [k, v] of q) {
+    // in playground mode every other key is the playground's (dataset, activation, seed, ...)
+    if (playground ? ["example", "index", "lr", "step"].includes(k) : OWN.includes(k)) s[k] = v;
+    else s.pg[k] = v;
+  }
   s.step = Number(q.get("step") || 0);
   return s;
 }
@@ -22,6 +30,7 @@ function writeUrl() {
   const q = new URLSearchParams();
   q.set("example", state.example);
   if (state.example === "dataset") for (const k of DATASET_KEYS) q.set(k, state[k]);
+  if (state.example === "playground") { for (const [k, v] of Object.entries(state.pg)) q.set(k, v); q.set("index", state.index); }
   q.set("lr", state.lr);
   q.set("step", state.step);
   history.replaceState(null, "", `${location.pathname}?${q}`);
@@ -30,12 +39,19 @@ function writeUrl() {
 function apiQuery() {
   const q = new URLSearchParams({ example: state.example, lr: state.lr });
   if (state.example === "dataset") for (const k of DATASET_KEYS) q.set(k, state[k]);
+  if (state.example === "playground") { for (const [k, v] of Object.entries(state.pg)) q.set(k, v); q.set("index", state.index); }
   return q;
 }
 
 function fillForm() {
   for (const k of ["example", ...DATASET_KEYS, "lr"]) $(k).value = state[k];
-  for (const e of document.querySelectorAll(".dataset-only")) e.classList.toggle("hidden", state.example !== "dataset");
+  for (const e of document.querySelectorAll(".dataset-only, .playground-only")) {
+    e.classList.toggle("hidden", !e.classList.contains(`${state.example}-only`));
+  }
+  const pg = new URLSearchParams(state.pg).toString();
+  const summary = Object.entries(state.pg).map(([k, v]) => `${k}=${v}`).join(" \u00b7 ");
+  $("pg-summary").replaceChildren(summary || "the playground's defaults", " ",
+    Object.assign(document.createElement("a"), { href: `/${pg ? "?" + pg : ""}`, textContent: "open in the playground" }));
 }
 
 function readForm() {

@@ -2,7 +2,7 @@
 // gradient is reached the lines show the weights (grey, thickness |w|); from then on
 // they show dL/dw: orange > 0, blue < 0, thickness |dL/dw| (scaled to the largest).
 
-import { fmt } from "./backprop_steps.js";
+import { fmt, fmtValue } from "./backprop_steps.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const POS = "#e8743b", NEG = "#2a7ab0", GREY = "#b8bec8";
@@ -63,6 +63,8 @@ export function drawNetwork(root, result, current) {
     }
   }
   root.append(edges, labels);
+  root.append(svg("text", { x: colX(L), y: H - 8, class: "col-label", id: "target" },
+    `target y = ${fmtValue(result.y)}${result.loss.name === "cross_entropy" ? " (class index)" : ""}`));
   const col = column(step, L);
   const xs = result.x;
   for (let k = 0; k <= L; k++) {
@@ -74,7 +76,7 @@ export function drawNetwork(root, result, current) {
       let value = null;
       if (col === k && Array.isArray(step.value) && step.value.length === sizes[k] && !Array.isArray(step.value[0])) value = step.value[i];
       else if (k === 0) value = xs[i];
-      g.append(svg("text", { y: value === null ? 4 : -2 }, k === 0 ? `x${i + 1}` : `${k === L && L > 0 ? "out" : "u"}${i + 1}`));
+      g.append(svg("text", { y: value === null ? 4 : -2 }, k === 0 ? (result.inputs || [])[i] || `x${i + 1}` : `${k === L && L > 0 ? "out" : "u"}${i + 1}`));
       if (value !== null) g.append(svg("text", { y: 11, class: "val" }, fmt(value)));
       root.append(g);
     }

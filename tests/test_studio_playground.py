@@ -6,7 +6,6 @@ under tests/artifacts/studio/."""
 from __future__ import annotations
 
 from studio_support import browser, page, runs_dir, screenshot, studio_server  # noqa: F401
-
 from twinnet.config import TrainConfig
 from twinnet.train.run import load_splits
 from twinnet.train.setup import check_layers_fit

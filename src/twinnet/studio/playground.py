@@ -27,11 +27,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from twinnet.studio.data import parse_upload
-from twinnet.studio.session import PlaygroundSession
 from twinnet.config import INITS, OPTIMIZERS, SCHEDULES
 from twinnet.models import ACTIVATIONS, NORMS
-from twinnet.studio.data import DRAW_EXTENT
+from twinnet.studio.data import DRAW_EXTENT, parse_upload
+from twinnet.studio.session import PlaygroundSession
 from twinnet.studio.settings import DATASETS, DEFAULTS, FEATURES, LOSSES, validate
 
 MAX_MESSAGE = 12 * 2**20  # an upload's base64 text included

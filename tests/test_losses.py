@@ -1,7 +1,8 @@
 """Losses: values and gradients against formulas written here, dtypes, extremes, bad input.
 
-Finite-difference checks are in test_gradcheck.py and PyTorch comparisons in
-test_vs_torch_layers.py.
+Finite-difference checks are in test_gradcheck.py and PyTorch comparisons of the default
+losses in test_vs_torch_layers.py; ``reduction``, class weights and ``ignore_index`` are
+compared with PyTorch here, through the twin's ``loss_to_torch``.
 """
 
 from __future__ import annotations

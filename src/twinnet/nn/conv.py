@@ -111,33 +111,40 @@ class Conv2d(Module):
         geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
         oh, ow = check_fits(self, x.shape, *geometry)
         n, g = x.shape[0], self.groups
-        # every window as a column, one matrix per image and group    (N, G, C/G * kh * kw, OH * OW)
-        cols = im2col(x, *geometry).reshape(n, g, -1, oh * ow)
+        # every window of every image as a column, one matrix per group   (G, C/G * kh * kw, N * OH * OW)
+        cols = im2col(x, *geometry).reshape(g, -1, n * oh * ow)
         self._cache = (cols, x.shape, (oh, ow))
-        # y[n, g] = W[g] @ cols[n, g]                                   (N, G, O/G, OH * OW)
-        y = (self._grouped_weight() @ cols).reshape(n, self.out_channels, oh, ow)
+        # y[g] = W[g] @ cols[g]                                        (G, O/G, N * OH * OW)
+        y = self._grouped_weight() @ cols
+        y = np.ascontiguousarray(y.reshape(self.out_channels, n, oh, ow).transpose(1, 0, 2, 3))
         if self.bias is not None:
             y += self.bias.data[:, None, None]
-        return y
+        return y  # (N, O, OH, OW)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         check_cached(self, self._cache)
         cols, x_shape, (oh, ow) = self._cache
-        n, g, _, length = cols.shape
+        n, g = x_shape[0], self.groups
         check_grad(self, grad_out, (n, self.out_channels, oh, ow))
-        dy = grad_out.reshape(n, g, self.out_channels // g, length)  # (N, G, O/G, OH * OW)
-        # dL/dW[g] = sum_n dL/dy[n, g] cols[n, g]^T                    (G, O/G, C/G * kh * kw)
-        self.weight.grad += (dy @ cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(self.weight.shape)
+        # dL/dy with one column per output position, as cols has        (G, O/G, N * OH * OW)
+        dy = grad_out.transpose(1, 0, 2, 3).reshape(g, self.out_channels // g, -1)
+        # dL/dW[g] = dL/dy[g] cols[g]^T                                 (G, O/G, C/G * kh * kw)
+        # (computed as (cols[g] dL/dy[g]^T)^T: the same sums, in the operand order that
+        # OpenBLAS runs several times faster when the inner dimension N * OH * OW is long)
+        grad_w = (cols @ dy.transpose(0, 2, 1)).transpose(0, 2, 1)
+        self.weight.grad += grad_w.reshape(self.weight.shape)
         if self.bias is not None:
             # dL/db = sum over images and positions of dL/dy           (O,)
             self.bias.grad += grad_out.sum(axis=(0, 2, 3))
         if not self.input_grad:
             return None
-        # dL/dcols[n, g] = W[g]^T dL/dy[n, g]                            (N, G, C/G * kh * kw, OH * OW)
+        # dL/dcols[g] = W[g]^T dL/dy[g]                                  (G, C/G * kh * kw, N * OH * OW)
         dcols = self._grouped_weight().transpose(0, 2, 1) @ dy
         # dL/dx: each window entry's gradient goes back where it was read from (col2im)
-        dcols = dcols.reshape(n, self.in_channels, *self.kernel_size, oh, ow)
-        return col2im(dcols, x_shape, self.stride, self.padding, self.dilation)
+        dcols = dcols.reshape(self.in_channels, *self.kernel_size, n, oh, ow)
+        return col2im(
+            dcols.transpose(3, 0, 1, 2, 4, 5), x_shape, self.stride, self.padding, self.dilation
+        )
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -8,15 +8,17 @@ number::
     windows(x)[n, c, i, j, oh, ow] = x_padded[n, c, oh * stride + i * dilation,
                                                     ow * stride + j * dilation]
 
-``im2col`` copies that view once into a matrix with one column per output position and
-one row per (channel, i, j), so a convolution becomes a single matrix product.
+``im2col`` copies that view once into a matrix with one row per (channel, i, j) and one
+column per output position of every image, so that a convolution of the whole batch is
+a single matrix product (one large product: many small per-image ones waste most of
+BLAS's time on its own start-up).
 
 ``col2im`` is the adjoint (the transpose) of ``windows``: given a gradient for every
 window entry, it adds each one back onto the input position the entry was read from;
 where windows overlap (stride < kernel) the contributions add up. It makes kh * kw
 strided slice additions, one per kernel offset (i, j), each over the whole batch.
 
-Shapes: x (N, C, H, W); windows (N, C, kh, kw, OH, OW); im2col (N, C * kh * kw, OH * OW).
+Shapes: x (N, C, H, W); windows (N, C, kh, kw, OH, OW); im2col (C * kh * kw, N * OH * OW).
 """
 
 from __future__ import annotations
@@ -98,10 +100,11 @@ def windows(
 
 
 def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> np.ndarray:
-    """The windows of x copied once into a contiguous (N, C * kh * kw, OH * OW) array."""
-    view = windows(x, kernel, stride, padding, dilation)
+    """The windows of x copied once into a contiguous (C * kh * kw, N * OH * OW) matrix:
+    row (c, i, j), column (n, oh, ow) holds x_padded[n, c, oh*s + i*d, ow*s + j*d]."""
+    view = windows(x, kernel, stride, padding, dilation)  # (N, C, kh, kw, OH, OW)
     n, c, kh, kw, oh, ow = view.shape
-    return np.ascontiguousarray(view).reshape(n, c * kh * kw, oh * ow)
+    return np.ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5)).reshape(c * kh * kw, n * oh * ow)
 
 
 def col2im(dcols: np.ndarray, x_shape, stride: Pair, padding: Pair, dilation: Pair) -> np.ndarray:

@@ -257,3 +257,12 @@ def test_page_follows_a_run_that_twinnet_train_is_writing(tmp_path, page):  # no
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_missing_runs_folder_lists_nothing(tmp_path):
+    from twinnet.studio.app import create_app
+
+    with serve(create_app(tmp_path / "no-such-folder")) as url:
+        status, body = get_json(url, "/api/runs")
+        assert status == 200 and body["runs"] == []
+        assert get_json(url, "/api/runs/anything")[0] == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -336,3 +337,10 @@ def test_cli_traces_a_deeper_network(capsys):
     assert "--w1 is for inputs-hidden-1 networks" in capsys.readouterr().err
     assert main(["trace", "--sizes", "2-9-1"]) == 2
     assert "1..8 units" in capsys.readouterr().err
+
+
+def test_torch_check_says_why_without_torch(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    monkeypatch.delitem(sys.modules, "twinnet.twin", raising=False)
+    c = torch_check(worked_model(), [0.5, 0.1], [1.0])
+    assert c == {"available": False, "reason": "PyTorch is not installed (pip install 'twinnet[torch]')"}

@@ -113,6 +113,7 @@ def test_api_playground_network(studio_server):  # noqa: F811
         ("example=dataset&dataset=xor&index=4", "index must be in 0..3"),
         ("example=dataset&dataset=xor&data_dir=/etc", "data_dir cannot be set"),
         ("example=dataset&dataset=xor&colour=red", "unknown setting 'colour'"),
+        ("example=dataset&dataset=spirals&n_samples=1000000000", "at most 20000 examples"),
         ("example=worked&x=1", "x must be 2 finite numbers"),
         ("example=worked&lr=-0.5", "lr must be >= 0, got -0.5"),
         ("example=other", "example must be one of worked, dataset, playground"),

@@ -38,6 +38,7 @@ OWN_KEYS = ("example", "index", "x", "y", "step")
 IGNORED = {"norm": "none", "dropout": 0.0}
 # the built-in datasets with few enough inputs to draw -> the layers the page starts with
 SMALL_DATASETS = {"xor": "2,3,1", "spirals": "2,4,3", "two-spirals": "2,4,2", "sine": "1,4,1"}
+MAX_SAMPLES = 20000  # examples generated for one trace (n_samples)
 # the task's loss, as twinnet train picks it (train.setup.make_loss)
 TASK_LOSS = {"binary": "bce_logits", "multiclass": "cross_entropy", "regression": "mse"}
 # the playground's loss names -> trace_network's
@@ -122,6 +123,8 @@ def dataset_example(query: dict[str, str]) -> dict:
     # a step you can see (the config's default lr 0.001 is Adam's); layers fitting the data
     query = {"lr": "0.1", "layers": SMALL_DATASETS[query["dataset"]], **query}
     config = config_from_query(query)
+    if config.n_samples is not None and config.n_samples > MAX_SAMPLES:
+        raise BadRequest(f"config key 'n_samples': the backprop page makes at most {MAX_SAMPLES} examples, got {config.n_samples}")
     notes = []
     if max(config.layers) > MAX_UNITS or len(config.layers) > 7:
         raise BadRequest(

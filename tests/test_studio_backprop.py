@@ -188,6 +188,12 @@ def test_page_shows_a_bad_value_and_keeps_working(studio_server, page):  # noqa:
     page.wait_for_function("document.querySelector('#counter').textContent === '1 / 29'")
     assert page.locator("#error").inner_text() == ""
     assert "activation=tanh" in page.url and "layers=2%2C5%2C5%2C3" in page.url
+    # another dataset brings layers that fit it
+    page.select_option("#dataset", "sine")
+    assert page.input_value("#layers") == "1,4,1"
+    page.click("#trace")
+    page.wait_for_function("location.search.includes('dataset=sine') && document.querySelector('#counter').textContent === '1 / 19'")
+    assert page.locator("#error").inner_text() == ""
 
 
 def test_api_traces_the_playgrounds_own_network(studio_server):  # noqa: F811

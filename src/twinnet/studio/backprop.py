@@ -264,7 +264,7 @@ def options() -> dict:
     from twinnet.config import INITS
     from twinnet.experiments.trace_net import ACTIVATIONS
 
-    return {"datasets": list(SMALL_DATASETS), "activations": list(ACTIVATIONS), "inits": list(INITS),
+    return {"datasets": list(SMALL_DATASETS), "dataset_layers": SMALL_DATASETS, "activations": list(ACTIVATIONS), "inits": list(INITS),
             "max_units": MAX_UNITS, "defaults": {"dataset": "xor", "layers": "2,3,1", "activation": "tanh",
                                                  "init": "default", "seed": 0, "index": 0, "lr": 0.1}}  # fmt: skip
 

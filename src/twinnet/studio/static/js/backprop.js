@@ -103,6 +103,8 @@ async function main() {
   state = stateFromUrl();
   fillForm();
   $("example").addEventListener("change", () => { readForm(); fillForm(); });
+  // a new dataset starts from layers that fit its inputs and outputs
+  $("dataset").addEventListener("change", () => { $("layers").value = options.dataset_layers[$("dataset").value]; });
   $("settings").addEventListener("submit", (e) => {
     e.preventDefault();
     readForm();

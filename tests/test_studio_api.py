@@ -213,8 +213,8 @@ def test_the_panels_show_what_the_engine_computes():
                 if not stat.endswith("update_ratio"):
                     assert value == pytest.approx(direct[(layer["layer"], stat)], rel=1e-6), (layer["layer"], stat)
         assert snap["layers"][0]["stats"]["weight_update_ratio"] > 0  # the step moved the weights
-        # the curves' last point = Trainer.evaluate on the validation split
-        assert snap["curves"]["val_loss"][-1] == pytest.approx(session.trainer.evaluate(session.pd.x_val, session.y_val)["loss"])
+        # the curves' new point = Trainer.evaluate on the validation split
+        assert snap["point"]["val_loss"] == pytest.approx(session.trainer.evaluate(session.pd.x_val, session.y_val)["loss"])
         # the diagram's weights are the model's
         np.testing.assert_allclose(snap["network"][0]["weight"], session.model[0].weight.data, atol=5e-5)
     finally:

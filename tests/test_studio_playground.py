@@ -41,7 +41,7 @@ def test_train_pause_step_and_change_activation(studio_server, page):
     _wait_state(page, "paused")
     loss = page.evaluate("() => window.studio.update.train.loss")
     assert loss < 0.8 * first_loss, (first_loss, loss)  # the loss fell
-    curve = page.evaluate("() => window.studio.update.curves.train_loss")
+    curve = page.evaluate("() => window.studio.curves.data.train_loss")
     assert len(curve) >= 3 and curve[-1] < curve[0]
     after_pixels = _heatmap_pixels(page)
     changed = sum(a != b for a, b in zip(before_pixels, after_pixels, strict=True))

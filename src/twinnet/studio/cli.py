@@ -39,6 +39,11 @@ def run_studio_command(args) -> int:
             "train models on this machine and read the run folders",
             file=sys.stderr,
         )
+    # the playground's networks are small: BLAS threads would cost more in hand-overs than
+    # they give, and the event loop needs the other core to keep the pages responsive
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     config = uvicorn.Config(create_app(runs_dir), host=args.host, port=args.port, log_level="warning")
     server = uvicorn.Server(config)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host

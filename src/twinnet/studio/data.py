@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,7 @@ class PlaygroundData:
     features: list[str]  # names of the network's inputs
     n_raw: int  # raw input dimensions: 1, 2, or the pixels of an image set
     image_side: int | None = None
+    grid_cache: dict = field(default_factory=dict, repr=False)  # n -> inputs at the plane's cells
 
     @property
     def n_classes(self) -> int | None:

@@ -31,7 +31,7 @@ from twinnet.config import INITS, OPTIMIZERS, SCHEDULES
 from twinnet.models import ACTIVATIONS, NORMS
 from twinnet.studio.data import DRAW_EXTENT, parse_upload
 from twinnet.studio.session import PlaygroundSession
-from twinnet.studio.settings import DATASETS, DEFAULTS, FEATURES, LOSSES, validate
+from twinnet.studio.settings import DATASETS, DEFAULTS, FEATURES, LOSSES, PLANE_DATASETS, validate
 
 MAX_MESSAGE = 12 * 2**20  # an upload's base64 text included
 
@@ -61,17 +61,21 @@ class Outbox:
     """Messages for one WebSocket, filled from any thread, sent in order by one task;
     an update waiting behind another update replaces it.
 
-    ``put`` waits (up to ``wait`` seconds) until its message is on the wire. The worker
-    thread holds the GIL almost all the time it trains; without this hand-over the event
-    loop would get the GIL so rarely that messages lag by many seconds."""
+    ``put`` first waits (up to ``wait`` seconds) until the message before it is on the
+    wire. The worker thread holds the GIL almost all the time it trains; without this
+    hand-over the event loop would get the GIL so rarely that messages (and the page's
+    Pause) lag by seconds. Waiting for the previous message, not this one, lets training
+    go on while a snapshot is sent."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, wait: float = 1.0):
         self.loop, self.wait, self.pending, self.ready = loop, wait, [], asyncio.Event()
+        self._previous = threading.Event()
+        self._previous.set()
 
     def put(self, text: str) -> None:  # any thread but the loop's
-        sent = threading.Event()
+        self._previous.wait(self.wait)
+        sent = self._previous = threading.Event()
         self.loop.call_soon_threadsafe(self._put, text, sent)
-        sent.wait(self.wait)
 
     def put_nowait(self, text: str) -> None:  # the loop's thread
         self._put(text, None)
@@ -188,6 +192,7 @@ async def options(request):
         "schedules": list(SCHEDULES),
         "norms": list(NORMS),
         "draw_extent": DRAW_EXTENT,
+        "plane_datasets": PLANE_DATASETS,
     })  # fmt: skip
 
 

@@ -26,9 +26,8 @@ from twinnet.studio.settings import Settings, export_python, export_toml, resolv
 from twinnet.train import Callback, LRSchedulerCallback, Trainer
 from twinnet.train.setup import make_model, make_optimizer, make_scheduler
 
-PUBLISH_EVERY = 0.15  # seconds between snapshots while training (about 6-7 a second)
+PUBLISH_EVERY = 0.17  # seconds between snapshots while training (about 5.5-6 a second)
 PROBE_SIZE = 256  # training examples in the diagnostics probe batch
-MAX_CURVE_POINTS = 1500
 MAX_DIAG_RECORDS = 200  # diagnostics records kept for the findings (older ones thinned)
 LOSSES = {"cross-entropy": losses.CrossEntropyLoss, "bce": losses.BCEWithLogitsLoss, "mse": losses.MSELoss}
 
@@ -83,7 +82,6 @@ class PlaygroundSession:
         n_probe = min(PROBE_SIZE, len(pd.x_train))
         self.probe_xy = (pd.x_train[:n_probe], y_train[:n_probe])
         self.before = None
-        self.curves: dict[str, list] = {"step": [], "train_loss": [], "val_loss": [], "train_accuracy": [], "val_accuracy": []}
         self.diag_rows: list[dict] = []
         self.epoch_rows: list[dict] = []
         self.state = "ready"  # ready, running, paused, finished, stopped
@@ -221,7 +219,7 @@ class PlaygroundSession:
         step = t.global_step
         train = views.metrics_on(t, pd.x_train, self.y_train)
         val = views.metrics_on(t, pd.x_val, self.y_val)
-        self._add_curve_point(step, train, val)
+        output, units = views.plane_views(self.model, pd, self.task) if pd.n_raw <= 2 else (None, [])
         stats = views.probe(self.model, self.loss_fn, *self.probe_xy, self.before if step else None)
         self._add_diag_rows(step, stats)
         return {
@@ -233,9 +231,15 @@ class PlaygroundSession:
             "lr": _clean(t.optimizer.param_groups[0]["lr"]),
             "train": {k: _clean(v) for k, v in train.items()},
             "val": {k: _clean(v) for k, v in val.items()},
-            "curves": self.curves,
-            "output": views.output_map(self.model, pd, self.task) if pd.n_raw <= 2 else None,
-            "units": views.unit_maps(self.model, pd),
+            "point": {  # one point of each curve; the page keeps the curves
+                "step": step,
+                "train_loss": _clean(train["loss"]),
+                "val_loss": _clean(val["loss"]),
+                "train_accuracy": _clean(train.get("accuracy")),
+                "val_accuracy": _clean(val.get("accuracy")),
+            },
+            "output": output,
+            "units": units,
             "network": views.network(self.model),
             "layers": views.layer_panel(stats),
             "findings": views.plain_findings(self.diag_rows),
@@ -243,21 +247,6 @@ class PlaygroundSession:
             "predictions": views.image_predictions(t, pd, self.task),
             "updates": self.updates,
         }
-
-    def _add_curve_point(self, step: int, train: dict, val: dict) -> None:
-        c = self.curves
-        if c["step"] and c["step"][-1] == step:
-            for k in c:
-                c[k].pop()
-        c["step"].append(step)
-        c["train_loss"].append(_clean(train["loss"]))
-        c["val_loss"].append(_clean(val["loss"]))
-        c["train_accuracy"].append(_clean(train.get("accuracy")))
-        c["val_accuracy"].append(_clean(val.get("accuracy")))
-        if len(c["step"]) > MAX_CURVE_POINTS:  # thin the older half, keep the recent points
-            half = len(c["step"]) // 2
-            for k in c:
-                c[k] = c[k][:half:2] + c[k][half:]
 
     def _add_diag_rows(self, step: int, stats) -> None:
         rows = self.diag_rows

@@ -31,6 +31,8 @@ DATASETS = {
     "drawn": "points",
     "upload": "upload",
 }
+# the sets whose inputs are points (x1, x2) of a plane: the input features apply to them
+PLANE_DATASETS = ["spirals", "two-spirals", "xor", "circles", "blobs", "drawn", "upload"]
 IMAGE_SETS = {"digits": 8, "mnist": 28, "fashion-mnist": 28}  # name -> image side
 # MNIST-size sets are cut to this many examples: the playground trains while you watch
 IMAGE_SUBSET = 6000

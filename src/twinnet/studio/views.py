@@ -17,7 +17,8 @@ from twinnet.train import metrics as M
 
 ACTIVATION_TYPES = {type(f()).__name__ for f in ACTIVATIONS.values()} - {"Identity"}
 HEATMAP_GRID = 100  # cells per side of the decision-boundary map
-UNIT_GRID = 32  # cells per side of each hidden unit's activation map
+UNIT_STRIDE = 3  # a hidden unit's map takes every 3rd cell of the heat map's grid (34 x 34)
+UNIT_GRID = 34  # cells per side of an input feature's map
 CURVE_POINTS = 200  # points of a 1-D regression fit
 
 
@@ -26,11 +27,12 @@ def b64_uint8(a: np.ndarray) -> str:
 
 
 def _quantise(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """(values - lo) / (hi - lo) as 0..255 (lo == hi: all 128)."""
+    """(values - lo) / (hi - lo) as 0..255 rounded to nearest (lo == hi: all 128; NaN: 0)."""
     if not hi > lo:
         return np.full(values.shape, 128, dtype=np.uint8)
-    scaled = (np.nan_to_num(values, nan=lo) - lo) * (255.0 / (hi - lo))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    scaled = (values - values.dtype.type(lo)) * values.dtype.type(255.0 / (hi - lo)) + values.dtype.type(0.5)
+    np.clip(scaled, 0, 255, out=scaled)
+    return np.nan_to_num(scaled, nan=0.0).astype(np.uint8)
 
 
 def plane_grid(extent: list[float], n: int) -> np.ndarray:
@@ -40,6 +42,13 @@ def plane_grid(extent: list[float], n: int) -> np.ndarray:
     x2 = np.linspace(extent[3], extent[2], n)
     a, b = np.meshgrid(x1, x2)  # (n, n) each
     return np.stack([a.ravel(), b.ravel()], axis=1)
+
+
+def plane_inputs(pd, n: int) -> np.ndarray:
+    """The network's inputs at the n x n cell centres (cached: the plane never moves)."""
+    if n not in pd.grid_cache:
+        pd.grid_cache[n] = pd.transform(plane_grid(pd.extent, n))
+    return pd.grid_cache[n]
 
 
 def _eval_mode(model):
@@ -67,38 +76,48 @@ def forward_layers(model, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     return h, hidden
 
 
-def output_map(model, pd, task: str, n: int = HEATMAP_GRID) -> dict:
-    """The decision boundary (classification: class probabilities per cell), or the fit
-    (regression: the prediction per cell, or along x for 1-D data)."""
+def plane_views(model, pd, task: str, n: int = HEATMAP_GRID) -> tuple[dict | None, list[dict]]:
+    """(output, units): the output over the plane and every hidden unit's map, from one
+    forward pass over the n x n grid (the unit maps use every ``UNIT_STRIDE``-th cell)."""
     if pd.n_raw == 1:
-        lo, hi = pd.extent[:2]
-        xs = np.linspace(lo, hi, CURVE_POINTS)
-        out, _ = forward_layers(model, pd.transform(xs[:, None]))
-        return {"kind": "curve", "x": xs.round(4).tolist(), "y": np.asarray(out[:, 0], np.float64).round(4).tolist()}
-    grid = plane_grid(pd.extent, n)
-    out, _ = forward_layers(model, pd.transform(grid))
+        return output_curve(model, pd), []
+    out, hidden = forward_layers(model, plane_inputs(pd, n))
+    return output_map(out, task, n), unit_maps(hidden, n)
+
+
+def output_curve(model, pd) -> dict:
+    """The regression fit of 1-D data along x."""
+    lo, hi = pd.extent[:2]
+    xs = np.linspace(lo, hi, CURVE_POINTS)
+    out, _ = forward_layers(model, pd.transform(xs[:, None]))
+    return {"kind": "curve", "x": xs.round(4).tolist(), "y": np.asarray(out[:, 0], np.float64).round(4).tolist()}
+
+
+def output_map(out: np.ndarray, task: str, n: int) -> dict:
+    """The decision boundary (classification: class probabilities per cell) or the
+    regression surface (the prediction per cell) from the outputs ``out`` (n*n, C)."""
     if task == "regression":
-        values = out[:, 0].astype(np.float64)
+        values = out[:, 0]
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         return {"kind": "values", "n": n, "lo": lo, "hi": hi, "data": b64_uint8(_quantise(values, lo, hi))}
-    probs = M.probabilities(out, task)
+    probs = M.probabilities(out, task).astype(np.float32)
     if task == "binary":
         probs = np.stack([1 - probs, probs], axis=1)
     return {"kind": "probs", "n": n, "classes": probs.shape[1], "data": b64_uint8(_quantise(probs, 0.0, 1.0))}
 
 
-def unit_maps(model, pd, n: int = UNIT_GRID) -> list[dict]:
-    """Every hidden unit's activation over the input plane (2-D data only), per layer:
-    {"lo", "hi", "units": [base64 n*n per unit]} scaled to the layer's own range."""
-    if pd.n_raw != 2:
-        return []
-    _, hidden = forward_layers(model, pd.transform(plane_grid(pd.extent, n)))
+def unit_maps(hidden: list[np.ndarray], n: int) -> list[dict]:
+    """Every hidden unit's activation over the plane, per layer: {"n", "lo", "hi",
+    "units": [base64 m*m per unit]}, scaled to the layer's own range."""
     layers = []
     for h in hidden:
-        h = np.asarray(h, np.float64)
+        h = h.reshape(n, n, -1)[::UNIT_STRIDE, ::UNIT_STRIDE]  # (m, m, units)
+        m = h.shape[0]
+        h = h.reshape(m * m, -1)
         finite = h[np.isfinite(h)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-        layers.append({"lo": lo, "hi": hi, "units": [b64_uint8(_quantise(h[:, j], lo, hi)) for j in range(h.shape[1])]})
+        q = _quantise(h, lo, hi)
+        layers.append({"n": m, "lo": lo, "hi": hi, "units": [b64_uint8(q[:, j]) for j in range(h.shape[1])]})
     return layers
 
 
@@ -106,7 +125,7 @@ def feature_maps(pd, n: int = UNIT_GRID) -> dict | None:
     """Each input feature (x1, x1^2, sin x1, ...) over the plane, for the input nodes."""
     if pd.n_raw != 2:
         return None
-    f = pd.transform(plane_grid(pd.extent, n)).astype(np.float64)  # (n*n, F)
+    f = plane_inputs(pd, n)  # (n*n, F)
     lo, hi = f.min(axis=0), f.max(axis=0)
     maps = [b64_uint8(_quantise(f[:, j], float(lo[j]), float(hi[j]))) for j in range(f.shape[1])]
     return {"n": n, "maps": maps, "lo": lo.tolist(), "hi": hi.tolist()}

@@ -24,7 +24,7 @@ export class NetworkPanel {
     if (!ds) return;
     const sizes = ds.layers, L = sizes.length;
     const bigInput = sizes[0] > MAX_DRAWN_INPUTS;
-    const colX = (l) => 50 + (l * (W - 100)) / (L - 1);
+    const colX = (l) => 70 + (l * (W - 140)) / (L - 1);
     const most = Math.max(...sizes.map((n, l) => (l === 0 && bigInput ? 1 : n)));
     const node = Math.max(8, Math.min(38, (H - 40) / most - 6));
     const pos = sizes.map((n, l) => {
@@ -60,7 +60,7 @@ export class NetworkPanel {
         const left = x - node / 2, top = y - node / 2;
         let drawn = false;
         if (l === 0 && !bigInput && ds.feature_maps) drawn = this.map(ctx, ds.feature_maps.maps[i], ds.feature_maps.lo[i], ds.feature_maps.hi[i], ds.feature_maps.n, left, top, node);
-        else if (l > 0 && l < L - 1 && maps[l - 1]) drawn = this.map(ctx, maps[l - 1].units[i], maps[l - 1].lo, maps[l - 1].hi, 32, left, top, node);
+        else if (l > 0 && l < L - 1 && maps[l - 1]) drawn = this.map(ctx, maps[l - 1].units[i], maps[l - 1].lo, maps[l - 1].hi, maps[l - 1].n, left, top, node);
         if (!drawn) {
           ctx.fillStyle = l === L - 1 && ds.classes ? CLASS_COLOURS[(sizes[l] === 1 ? 1 : i) % 10] : "#e5e7eb";
           ctx.fillRect(left, top, node, node);
@@ -68,7 +68,8 @@ export class NetworkPanel {
         ctx.strokeStyle = "#374151"; ctx.lineWidth = 1; ctx.strokeRect(left, top, node, node);
         if (l === 0) {
           ctx.fillStyle = "#374151"; ctx.textAlign = "right";
-          ctx.fillText(bigInput ? `${sizes[0]} pixels` : ds.features[i], left - 4, y + 4);
+          if (bigInput) { ctx.textAlign = "center"; ctx.fillText(`${sizes[0]} pixels`, x, top - 6); }
+          else ctx.fillText(ds.features[i], left - 4, y + 4);
           ctx.textAlign = "center";
         }
         if (l === L - 1 && ds.classes && sizes[l] > 1 && sizes[l] <= 12) {

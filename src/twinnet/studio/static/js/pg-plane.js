@@ -75,9 +75,11 @@ export class PlanePanel {
     if (!ext) return;
     const px = (x) => ((x - ext[0]) / (ext[1] - ext[0])) * W;
     const py = (y) => ((ext[3] - y) / (ext[3] - ext[2])) * H;
+    const many = ds && ds.train ? ds.train.length + ds.val.length : (this.drawnPoints || []).length;
+    const radius = many > 150 ? 3.2 : 5;
     const dot = (p, hollow) => {
       const colour = CLASS_COLOURS[(p[2] | 0) % 10];
-      ctx.beginPath(); ctx.arc(px(p[0]), py(p[1]), 3.2, 0, 2 * Math.PI);
+      ctx.beginPath(); ctx.arc(px(p[0]), py(p[1]), radius, 0, 2 * Math.PI);
       if (hollow) { ctx.fillStyle = "#fff"; ctx.fill(); ctx.strokeStyle = colour; ctx.lineWidth = 1.6; ctx.stroke(); }
       else { ctx.fillStyle = colour; ctx.fill(); ctx.strokeStyle = "#fff"; ctx.lineWidth = 1; ctx.stroke(); }
     };
@@ -89,10 +91,10 @@ export class PlanePanel {
     const ds = this.dataset, out = this.output;
     const pts = [...ds.train].sort((a, b) => a[0] - b[0]);
     if (!this.plot) {
-      const opts = { width: 400, height: 320, legend: { show: true }, scales: { x: { time: false } },
+      const opts = { width: 400, height: 320, legend: { live: false }, scales: { x: { time: false } },
         series: [{ label: "x" },
           { label: "train data", stroke: "#0877bd", paths: () => null, points: { show: true, size: 3, fill: "#0877bd" } },
-          { label: "network", stroke: "#f59322", width: 2, points: { show: false } }] };
+          { label: "network", stroke: "#f59322", width: 2, spanGaps: true, points: { show: false } }] };
       this.plot = new uPlot(opts, [[0], [null], [null]], this.curveBox);
     }
     if (!out || out.kind !== "curve") return;

@@ -33,7 +33,7 @@ export class SettingsPanel {
       p.textContent = "Drop a .csv (features, then the label in the last column) or an .npz (arrays x and y) anywhere on the page.";
       r.append(p);
     }
-    r.append(this.features(o.features));
+    if (o.plane_datasets.includes(state.dataset)) r.append(this.features(o.features));
     r.append(this.number("val_fraction"), this.number("label_noise"));
     section("Network");
     r.append(this.layersEditor());

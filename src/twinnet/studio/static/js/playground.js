@@ -19,6 +19,7 @@ const settings = new SettingsPanel($("settings"), options, apply);
 const plane = new PlanePanel($("plane"), drawPoint);
 const network = new NetworkPanel($("network-box"));
 const curves = new CurvesPanel($("curves"));
+studio.curves = curves;
 const layers = new LayersPanel($("layers"));
 
 let socket = null;
@@ -79,6 +80,7 @@ function onDataset(ds) {
   $("images-panel").hidden = !images;
   $("plane-panel").hidden = images;
   showImages($("images"), ds.images, null, ds.classes || []);
+  (images ? $("images-panel") : $("findings-panel")).append($("confusion-box"));  // room for 10 classes
   $("data-summary").textContent = `${ds.name}: ${ds.n_train} training and ${ds.n_val} validation examples, ` +
     `${ds.task}${ds.classes ? `, ${ds.classes.length} classes` : ""}; network ${ds.layers.join("–")}`;
 }
@@ -94,7 +96,7 @@ function onUpdate(u) {
   setStatus(u.message || u.state, u.state);
   plane.update(u.output);
   network.setUpdate(u);
-  curves.update(u.curves);
+  curves.add(u.point);
   layers.update(u.layers);
   showFindings($("findings"), u.findings);
   if (studio.dataset && studio.dataset.images) showImages($("images"), studio.dataset.images, u.predictions, studio.dataset.classes);

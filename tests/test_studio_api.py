@@ -12,6 +12,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -249,3 +253,40 @@ def test_label_noise_flips_the_requested_share():
     flipped = np.mean(clean.pd.y_train != noisy.pd.y_train)
     assert 0.15 < flipped < 0.25
     assert np.array_equal(clean.pd.y_val, noisy.pd.y_val)  # validation labels stay true
+
+
+# -- the command ------------------------------------------------------------------------
+
+
+def test_without_the_extra_the_command_names_it_in_one_line(monkeypatch, capsys):
+    from twinnet.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # `import uvicorn` now fails
+    assert main(["studio", "--no-browser"]) == 2
+    err = capsys.readouterr().err
+    assert err == 'twinnet: error: twinnet studio needs the studio extra: pip install "twinnet[studio]"\n'
+
+
+def test_the_command_serves_warns_off_loopback_and_stops_training_on_ctrl_c(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "twinnet.cli.main", "studio", str(tmp_path), "--no-browser",
+           "--port", str(port), "--host", "0.0.0.0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"twinnet studio: http://127.0.0.1:{port}/"), line
+        s = Socket(f"http://127.0.0.1:{port}")
+        s.send(type="settings", settings={})
+        s.recv(), s.recv()
+        s.send(type="start")
+        s.until(lambda m: m["type"] == "update" and m["step"] > 10)
+        proc.send_signal(signal.SIGINT)  # Ctrl+C: uvicorn shuts down, the session's thread is joined
+        assert proc.wait(timeout=30) == 130  # the CLI's exit code for an interrupted command
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert "twinnet: warning: serving on 0.0.0.0" in err and "Traceback" not in err
+    assert err.rstrip().endswith("twinnet: interrupted")

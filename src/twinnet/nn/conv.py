@@ -115,11 +115,14 @@ class Conv2d(Module):
         cols = im2col(x, *geometry).reshape(g, -1, n * oh * ow)
         self._cache = (cols, x.shape, (oh, ow))
         # y[g] = W[g] @ cols[g]                                        (G, O/G, N * OH * OW)
-        y = self._grouped_weight() @ cols
-        y = np.ascontiguousarray(y.reshape(self.out_channels, n, oh, ow).transpose(1, 0, 2, 3))
-        if self.bias is not None:
-            y += self.bias.data[:, None, None]
-        return y  # (N, O, OH, OW)
+        y = (self._grouped_weight() @ cols).reshape(self.out_channels, n, oh, ow)
+        out = np.empty((n, self.out_channels, oh, ow), dtype=y.dtype)  # back to (N, O, OH, OW)
+        if self.bias is None:
+            np.copyto(out, y.transpose(1, 0, 2, 3))
+        else:
+            # y + b, written straight into the NCHW array (one pass)
+            np.add(y.transpose(1, 0, 2, 3), self.bias.data[:, None, None], out=out)
+        return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         check_cached(self, self._cache)
@@ -135,16 +138,21 @@ class Conv2d(Module):
         self.weight.grad += grad_w.reshape(self.weight.shape)
         if self.bias is not None:
             # dL/db = sum over images and positions of dL/dy           (O,)
-            self.bias.grad += grad_out.sum(axis=(0, 2, 3))
+            self.bias.grad += dy.sum(axis=-1).reshape(-1)
         if not self.input_grad:
             return None
         # dL/dcols[g] = W[g]^T dL/dy[g]                                  (G, C/G * kh * kw, N * OH * OW)
         dcols = self._grouped_weight().transpose(0, 2, 1) @ dy
-        # dL/dx: each window entry's gradient goes back where it was read from (col2im)
-        dcols = dcols.reshape(self.in_channels, *self.kernel_size, n, oh, ow)
-        return col2im(
-            dcols.transpose(3, 0, 1, 2, 4, 5), x_shape, self.stride, self.padding, self.dilation
+        # dL/dx: each window entry's gradient goes back where it was read from (col2im).
+        # dcols is (C, kh, kw, N, OH, OW) in memory, so col2im runs with the channel and
+        # batch axes swapped, (C, N, ...), where its reads are contiguous, and dx is
+        # transposed back to (N, C, H, W) once at the end.
+        dcols = dcols.reshape(self.in_channels, *self.kernel_size, n, oh, ow).transpose(
+            0, 3, 1, 2, 4, 5
         )
+        swapped = (x_shape[1], x_shape[0], *x_shape[2:])
+        dx = col2im(dcols, swapped, self.stride, self.padding, self.dilation)  # (C, N, H, W)
+        return np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -290,3 +290,13 @@ def test_the_command_serves_warns_off_loopback_and_stops_training_on_ctrl_c(tmp_
     err = proc.stderr.read()
     assert "twinnet: warning: serving on 0.0.0.0" in err and "Traceback" not in err
     assert err.rstrip().endswith("twinnet: interrupted")
+
+
+def test_the_heat_maps_probabilities_are_the_metrics_probabilities(rng):
+    from twinnet.train import metrics as M
+
+    scores = rng.normal(scale=5, size=(50, 3)).astype(np.float32)
+    np.testing.assert_allclose(views._probabilities(scores, "multiclass"), M.probabilities(scores, "multiclass"), atol=1e-6)
+    logit = scores[:, :1]
+    p1 = M.probabilities(logit, "binary")
+    np.testing.assert_allclose(views._probabilities(logit, "binary"), np.stack([1 - p1, p1], axis=1), atol=1e-6)

@@ -28,7 +28,8 @@ from twinnet.train.setup import make_model, make_optimizer, make_scheduler
 
 PUBLISH_EVERY = 0.17  # seconds between snapshots while training (about 5.5-6 a second)
 PROBE_SIZE = 256  # training examples in the diagnostics probe batch
-MAX_DIAG_RECORDS = 200  # diagnostics records kept for the findings (older ones thinned)
+MAX_DIAG_RECORDS = 120  # diagnostics records kept for the findings (older ones thinned)
+FINDINGS_EVERY = 3  # the findings are re-read every 3rd snapshot (about twice a second) and when paused
 LOSSES = {"cross-entropy": losses.CrossEntropyLoss, "bce": losses.BCEWithLogitsLoss, "mse": losses.MSELoss}
 
 
@@ -44,8 +45,8 @@ class StudioCallback(Callback):
 
     def on_before_step(self, trainer, logs):
         s = self.session
-        # the weights before this step, for the update-to-weight ratio of the next snapshot
-        s.before = snapshot_parameters(trainer.model)
+        if s.snapshot_soon():  # the weights before this step: the update-to-weight ratio
+            s.before = snapshot_parameters(trainer.model)
 
     def on_batch_end(self, trainer, logs):
         self.session.after_step()
@@ -82,7 +83,7 @@ class PlaygroundSession:
         n_probe = min(PROBE_SIZE, len(pd.x_train))
         self.probe_xy = (pd.x_train[:n_probe], y_train[:n_probe])
         self.before = None
-        self.diag_rows: list[dict] = []
+        self.diag_records: dict[int, list[dict]] = {}  # step -> the probe's rows at that step
         self.epoch_rows: list[dict] = []
         self.state = "ready"  # ready, running, paused, finished, stopped
         self.message = ""
@@ -92,6 +93,9 @@ class PlaygroundSession:
         self._thread: threading.Thread | None = None
         self._last_publish = 0.0
         self.updates = 0  # snapshots published
+        self.snapshot_cpu = 0.0  # CPU seconds the snapshots took (benchmarks/studio.py)
+        self.worker_cpu = 0.0  # CPU seconds of the worker thread, set when it ends
+        self._findings: list[dict] = []
 
     # -- controls (called from the event loop; cheap, never touch the model) --------------
     def start(self) -> None:
@@ -138,6 +142,7 @@ class PlaygroundSession:
 
     # -- the worker thread ---------------------------------------------------------------
     def _run(self) -> None:
+        cpu = time.thread_time()
         try:
             self.trainer.fit((self.pd.x_train, self.y_train), (self.pd.x_val, self.y_val),
                              epochs=self.config.epochs, batch_size=self.config.batch_size)  # fmt: skip
@@ -148,8 +153,14 @@ class PlaygroundSession:
         except Exception as e:  # a numeric blow-up or a bug: the page shows it, the server lives
             self.state = "stopped"
             self.message = f"training stopped: {type(e).__name__}: {' '.join(str(e).split())}"
+        self.worker_cpu = time.thread_time() - cpu
         if not self._closed:
             self.publish_snapshot()
+
+    def snapshot_soon(self) -> bool:
+        """Might the step about to be taken be followed by a snapshot? (Stepping, pausing,
+        or a snapshot due within 50 ms.)"""
+        return self._budget is not None or time.monotonic() - self._last_publish >= self.publish_every - 0.05
 
     def after_step(self) -> None:
         """After each optimiser step: publish when due, then wait while paused."""
@@ -185,11 +196,13 @@ class PlaygroundSession:
 
     def publish_snapshot(self) -> None:
         self._last_publish = time.monotonic()
+        cpu = time.thread_time()
         try:
             text = json.dumps(self.snapshot(), allow_nan=False)
         except Exception as e:  # never let a drawing problem kill training
             text = json.dumps({"type": "error", "message": f"could not draw this step: {type(e).__name__}: {e}"})
         self.updates += 1
+        self.snapshot_cpu += time.thread_time() - cpu
         self.publish(text)
 
     # -- what the page shows -------------------------------------------------------------
@@ -222,6 +235,8 @@ class PlaygroundSession:
         output, units = views.plane_views(self.model, pd, self.task) if pd.n_raw <= 2 else (None, [])
         stats = views.probe(self.model, self.loss_fn, *self.probe_xy, self.before if step else None)
         self._add_diag_rows(step, stats)
+        if self.updates % FINDINGS_EVERY == 0 or self.state != "running":
+            self._findings = views.plain_findings(self.diag_rows)
         return {
             "type": "update",
             "state": self.state,
@@ -242,21 +257,24 @@ class PlaygroundSession:
             "units": units,
             "network": views.network(self.model),
             "layers": views.layer_panel(stats),
-            "findings": views.plain_findings(self.diag_rows),
+            "findings": self._findings,
             "confusion": views.confusion(t, pd, self.task) if pd.n_classes and pd.n_classes > 2 or pd.image_side else None,
             "predictions": views.image_predictions(t, pd, self.task),
             "updates": self.updates,
         }
 
     def _add_diag_rows(self, step: int, stats) -> None:
-        rows = self.diag_rows
-        rows[:] = [r for r in rows if r["step"] != step]
-        rows += [{"step": step, **r} for r in stats.rows]
-        steps = sorted({r["step"] for r in rows})
-        if len(steps) > MAX_DIAG_RECORDS:  # keep every other older record
-            keep = set(steps[: len(steps) // 2 : 2]) | set(steps[len(steps) // 2 :])
-            rows[:] = [r for r in rows if r["step"] in keep]
+        records = self.diag_records
+        records[step] = [{"step": step, **r} for r in stats.rows]
+        if len(records) > MAX_DIAG_RECORDS:  # keep every other one of the older half
+            steps = sorted(records)
+            for s in steps[: len(steps) // 2 : 2]:
+                del records[s]
 
+    @property
+    def diag_rows(self) -> list[dict]:
+        """Every recorded row, in step order (what ``twinnet.diagnostics.findings`` reads)."""
+        return [r for step in sorted(self.diag_records) for r in self.diag_records[step]]
 
 def _points(raw: np.ndarray, y: np.ndarray) -> list:
     """[[x1, x2, label], ...] (1-D data: [[x, target], ...]) rounded for the page."""

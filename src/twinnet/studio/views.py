@@ -100,10 +100,19 @@ def output_map(out: np.ndarray, task: str, n: int) -> dict:
         values = out[:, 0]
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         return {"kind": "values", "n": n, "lo": lo, "hi": hi, "data": b64_uint8(_quantise(values, lo, hi))}
-    probs = M.probabilities(out, task).astype(np.float32)
-    if task == "binary":
-        probs = np.stack([1 - probs, probs], axis=1)
+    probs = _probabilities(out, task)
     return {"kind": "probs", "n": n, "classes": probs.shape[1], "data": b64_uint8(_quantise(probs, 0.0, 1.0))}
+
+
+def _probabilities(scores: np.ndarray, task: str) -> np.ndarray:
+    """(N, C) class probabilities in float32, as ``metrics.probabilities`` computes them
+    in float64 (softmax; binary: 1 - sigmoid, sigmoid): the map keeps 8 bits of them."""
+    with np.errstate(over="ignore"):
+        if task == "binary":
+            p = 1 / (1 + np.exp(-scores[:, :1]))  # (N, 1)
+            return np.concatenate([1 - p, p], axis=1)
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))  # (N, C)
+        return e / e.sum(axis=1, keepdims=True)
 
 
 def unit_maps(hidden: list[np.ndarray], n: int) -> list[dict]:

@@ -68,7 +68,12 @@ function receive(msg) {
   if (msg.type === "update") return onUpdate(msg);
 }
 
-function showError(text) { const e = $("error"); e.textContent = text; e.hidden = !text; }
+function showError(text) {
+  const e = $("error"); e.textContent = text; e.hidden = !text;
+  for (const el of document.querySelectorAll(".bad")) el.classList.remove("bad");
+  const key = /config key '(\w+)'/.exec(text || "");  // outline the setting the message names
+  if (key && $(`set-${key[1]}`)) $(`set-${key[1]}`).classList.add("bad");
+}
 
 function onDataset(ds) {
   studio.dataset = ds; studio.update = null;

@@ -7,6 +7,7 @@ import { NetworkPanel } from "./pg-network.js";
 import { CurvesPanel } from "./pg-curves.js";
 import { LayersPanel } from "./pg-layers.js";
 import { showFindings, showImages, showConfusion } from "./pg-findings.js";
+import { showUnits } from "./pg-units.js";
 
 const $ = (id) => document.getElementById(id);
 const studio = { state: null, dataset: null, update: null, updates: 0, errors: 0 };
@@ -103,6 +104,8 @@ function onUpdate(u) {
   network.setUpdate(u);
   curves.add(u.point);
   layers.update(u.layers);
+  $("units-panel").hidden = !u.units.length;
+  showUnits($("units"), u.units);
   showFindings($("findings"), u.findings);
   if (studio.dataset && studio.dataset.images) showImages($("images"), studio.dataset.images, u.predictions, studio.dataset.classes);
   showConfusion($("confusion"), u.confusion, (studio.dataset && studio.dataset.classes) || []);

@@ -80,17 +80,22 @@ def plane_views(model, pd, task: str, n: int = HEATMAP_GRID) -> tuple[dict | Non
     """(output, units): the output over the plane and every hidden unit's map, from one
     forward pass over the n x n grid (the unit maps use every ``UNIT_STRIDE``-th cell)."""
     if pd.n_raw == 1:
-        return output_curve(model, pd), []
+        return output_curve(model, pd)
     out, hidden = forward_layers(model, plane_inputs(pd, n))
     return output_map(out, task, n), unit_maps(hidden, n)
 
 
-def output_curve(model, pd) -> dict:
-    """The regression fit of 1-D data along x."""
+def output_curve(model, pd) -> tuple[dict, list[dict]]:
+    """The regression fit of 1-D data along x, and each hidden unit's curve along x
+    (``"kind": "curve"``: ``CURVE_POINTS`` values per unit)."""
     lo, hi = pd.extent[:2]
     xs = np.linspace(lo, hi, CURVE_POINTS)
-    out, _ = forward_layers(model, pd.transform(xs[:, None]))
-    return {"kind": "curve", "x": xs.round(4).tolist(), "y": np.asarray(out[:, 0], np.float64).round(4).tolist()}
+    out, hidden = forward_layers(model, pd.transform(xs[:, None]))
+    fit = {"kind": "curve", "x": xs.round(4).tolist(), "y": np.asarray(out[:, 0], np.float64).round(4).tolist()}
+    units = unit_maps(hidden, CURVE_POINTS, stride=1)
+    for layer in units:
+        layer["kind"] = "curve"
+    return fit, units
 
 
 def output_map(out: np.ndarray, task: str, n: int) -> dict:
@@ -115,14 +120,18 @@ def _probabilities(scores: np.ndarray, task: str) -> np.ndarray:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def unit_maps(hidden: list[np.ndarray], n: int) -> list[dict]:
+def unit_maps(hidden: list[np.ndarray], n: int, stride: int | None = None) -> list[dict]:
     """Every hidden unit's activation over the plane, per layer: {"n", "lo", "hi",
-    "units": [base64 m*m per unit]}, scaled to the layer's own range."""
+    "units": [base64 m*m per unit]}, scaled to the layer's own range. ``stride=1``: the
+    activations are along a line of ``n`` points (1-D data), sent whole."""
     layers = []
     for h in hidden:
-        h = h.reshape(n, n, -1)[::UNIT_STRIDE, ::UNIT_STRIDE]  # (m, m, units)
-        m = h.shape[0]
-        h = h.reshape(m * m, -1)
+        if stride == 1:
+            m = n
+        else:
+            h = h.reshape(n, n, -1)[::UNIT_STRIDE, ::UNIT_STRIDE]  # (m, m, units)
+            m = h.shape[0]
+            h = h.reshape(m * m, -1)
         finite = h[np.isfinite(h)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
         q = _quantise(h, lo, hi)

@@ -1,6 +1,7 @@
 // The network diagram: one node per unit, edges coloured by the weight's sign and
 // thickened by its size, each hidden node showing its activation over the input plane.
 import { CLASS_COLOURS, decodeB64, divergingRgb } from "./pg-state.js";
+import { drawCurve } from "./pg-units.js";
 
 const MAX_DRAWN_INPUTS = 16;  // wider inputs (images) are drawn as one block
 
@@ -60,7 +61,9 @@ export class NetworkPanel {
         const left = x - node / 2, top = y - node / 2;
         let drawn = false;
         if (l === 0 && !bigInput && ds.feature_maps) drawn = this.map(ctx, ds.feature_maps.maps[i], ds.feature_maps.lo[i], ds.feature_maps.hi[i], ds.feature_maps.n, left, top, node);
-        else if (l > 0 && l < L - 1 && maps[l - 1]) drawn = this.map(ctx, maps[l - 1].units[i], maps[l - 1].lo, maps[l - 1].hi, maps[l - 1].n, left, top, node);
+        else if (l > 0 && l < L - 1 && maps[l - 1] && maps[l - 1].kind === "curve") {
+          drawCurve(ctx, decodeB64(maps[l - 1].units[i]), left, top, node); drawn = true;
+        } else if (l > 0 && l < L - 1 && maps[l - 1]) drawn = this.map(ctx, maps[l - 1].units[i], maps[l - 1].lo, maps[l - 1].hi, maps[l - 1].n, left, top, node);
         if (!drawn) {
           ctx.fillStyle = l === L - 1 && ds.classes ? CLASS_COLOURS[(sizes[l] === 1 ? 1 : i) % 10] : "#e5e7eb";
           ctx.fillRect(left, top, node, node);

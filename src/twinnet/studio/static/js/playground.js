@@ -99,6 +99,7 @@ function onUpdate(u) {
   $("val-loss").textContent = u.val.loss === null ? "–" : u.val.loss.toFixed(4);
   const acc = u.val.accuracy;
   $("val-acc").textContent = acc === undefined || acc === null ? "–" : `${(100 * acc).toFixed(1)}%`;
+  $("val-acc").parentElement.hidden = acc === undefined;  // regression: no accuracy
   setStatus(u.message || u.state, u.state);
   plane.update(u.output);
   network.setUpdate(u);

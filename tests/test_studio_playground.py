@@ -100,3 +100,27 @@ def test_settings_round_trip_through_the_url(studio_server, page, tmp_path):
     assert "x1*x2" in text  # the comment says train feeds the raw inputs, not x1*x2
     splits = load_splits(config)
     check_layers_fit(config, splits.n_features, splits.task, splits.n_classes)
+
+
+def test_drawn_points_become_the_training_data(studio_server, page):
+    page.goto(studio_server + "/?dataset=drawn")
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "at least 4 drawn points" in error.inner_text()
+    box = page.locator("#heatmap").bounding_box()
+    clicks = [(0.25, 0.25, "0"), (0.75, 0.75, "0"), (0.25, 0.75, "1"), (0.75, 0.25, "1"), (0.3, 0.3, "0"), (0.7, 0.3, "1")]
+    for fx, fy, cls in clicks:
+        page.select_option("#draw-class", cls)
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+    page.wait_for_function("() => window.studio.dataset && window.studio.dataset.name === 'drawn'"
+                           " && window.studio.dataset.n_train + window.studio.dataset.n_val === 6")  # fmt: skip
+    error.wait_for(state="hidden")
+    points = page.evaluate("() => window.studio.state.points")
+    # the canvas spans [-1, 1] in both directions, x2 upwards: (0.25, 0.25) of the box is (-0.5, 0.5)
+    assert points[0] == [-0.5, 0.5, 0] and points[2] == [-0.5, -0.5, 1]
+    assert "points=" in page.url
+    page.click("#start")
+    page.wait_for_function("() => window.studio.update && window.studio.update.step > 30")
+    assert page.locator("#units canvas").count() == 16  # 8 + 8 hidden units, one thumbnail each
+    screenshot(page, "playground-drawn")
+    assert page.console_errors == []

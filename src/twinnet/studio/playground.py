@@ -162,6 +162,8 @@ async def playground_socket(websocket: WebSocket) -> None:
                     raise ValueError(f"unknown message type {kind!r}; expected settings, start, pause, step, reset or upload")
             except (ValueError, TypeError, KeyError, OSError, binascii.Error, MemoryError) as e:
                 outbox.put_nowait(_error(e))  # includes ConfigError, DataError, bad JSON
+            except Exception as e:  # a bug: say so in one line; the page and the server live on
+                outbox.put_nowait(_error(f"internal error: {type(e).__name__}: {e}"))
     except WebSocketDisconnect:
         pass
     finally:

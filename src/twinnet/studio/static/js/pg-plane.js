@@ -36,7 +36,12 @@ export class PlanePanel {
     this.draw();
   }
 
-  setPoints(points, extent) { this.drawnPoints = points; this.drawExtent = extent; this.draw(); }
+  showDrawing(points, extent) {
+    this.dataset = null; this.output = null;
+    this.drawnPoints = points; this.drawExtent = extent;
+    this.canvas.style.display = ""; this.curveBox.style.display = "none";
+    this.draw();
+  }
 
   update(output) { this.output = output; this.draw(); }
 

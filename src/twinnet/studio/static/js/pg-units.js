@@ -2,7 +2,7 @@
 // per layer (the same maps as the diagram's nodes, larger). Orange: positive, blue: negative.
 import { decodeB64, divergingRgb } from "./pg-state.js";
 
-const SIZE = 46;  // css pixels per thumbnail
+const SIZE = 42;  // css pixels per thumbnail
 
 export function showUnits(root, units) {
   root.innerHTML = "";

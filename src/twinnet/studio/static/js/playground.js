@@ -47,8 +47,9 @@ function apply(state) {
   send({ type: "settings", settings: state });
 }
 
+// drawn points are shown at once, before (or without) the server accepting them
 function showDrawn() {
-  if (studio.state.dataset === "drawn") plane.setPoints(studio.state.points, options.draw_extent);
+  if (studio.state.dataset === "drawn") plane.showDrawing(studio.state.points, options.draw_extent);
 }
 
 function drawPoint(xy, remove) {
@@ -101,7 +102,7 @@ function onUpdate(u) {
   $("val-acc").textContent = acc === undefined || acc === null ? "–" : `${(100 * acc).toFixed(1)}%`;
   $("val-acc").parentElement.hidden = acc === undefined;  // regression: no accuracy
   setStatus(u.message || u.state, u.state);
-  plane.update(u.output);
+  if (studio.dataset && studio.dataset.name === studio.state.dataset) plane.update(u.output);
   network.setUpdate(u);
   curves.add(u.point);
   layers.update(u.layers);

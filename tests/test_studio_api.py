@@ -300,3 +300,18 @@ def test_the_heat_maps_probabilities_are_the_metrics_probabilities(rng):
     logit = scores[:, :1]
     p1 = M.probabilities(logit, "binary")
     np.testing.assert_allclose(views._probabilities(logit, "binary"), np.stack([1 - p1, p1], axis=1), atol=1e-6)
+
+
+def test_the_exported_python_builds_the_same_starting_model():
+    session, _ = _session({"dataset": "spirals", "hidden": [5, 3], "activation": "gelu", "init": "xavier_uniform",
+                           "optimizer": "adamw", "weight_decay": 0.01, "seed": 7})  # fmt: skip
+    code = session.dataset_message()["export"]["python"]
+    namespace: dict = {}
+    exec(compile(code, "exported.py", "exec"), namespace)  # the user's side: run what Export gave
+    model, optimizer = namespace["model"], namespace["optimizer"]
+    theirs, ours = model.state_dict(), session.model.state_dict()
+    assert theirs.keys() == ours.keys()
+    for k in ours:
+        np.testing.assert_array_equal(theirs[k], ours[k])
+    assert type(optimizer) is type(session.optimizer) and optimizer.param_groups[0]["lr"] == session.optimizer.param_groups[0]["lr"]
+    assert type(namespace["loss_fn"]) is type(session.loss_fn)

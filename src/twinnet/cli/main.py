@@ -84,9 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="run folder")
     p.add_argument("--best", action="store_true", help="evaluate best.safetensors instead of model.safetensors")
 
-    p = sub.add_parser("predict", help="predict with a trained run: .npy, .csv or a digit .png")
+    p = sub.add_parser(
+        "predict",
+        help="predict with a trained run: .npy, .csv or a digit .png",
+        description="One line per example: index, predicted class, probability. Inputs are unscaled, "
+        "like the dataset's raw files; the run's training scaling is applied. Image runs (mnist, "
+        "fashion-mnist, digits) take pixels either in [0, 1] or in the raw range (0-255; digits 0-16): "
+        "a file whose values are all <= 1 is read as [0, 1] (say which with --pixel-max).",
+    )
     p.add_argument("dir", help="run folder")
-    p.add_argument("file", help="inputs: .npy or .csv (one example per row) or a .png image (MNIST runs)")
+    p.add_argument("file", help="inputs: .npy or .csv (one example per row, unscaled) or a .png image (MNIST runs)")
+    p.add_argument("--pixel-max", default="auto", help="image runs: the value of a white pixel in FILE: auto (default), 1, 255 or 16")
     p.add_argument("--raw", action="store_true", help="inputs are already scaled like the training data")
 
     p = sub.add_parser("gradcheck", help="check hand-written gradients against finite differences")

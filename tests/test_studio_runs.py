@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -222,7 +223,7 @@ def test_page_follows_a_run_that_twinnet_train_is_writing(tmp_path, page):  # no
     runs = tmp_path / "runs"
     runs.mkdir()
     out = runs / "live"
-    # 14000 training examples of spirals in batches of 16: about a second an epoch on this machine
+    # 14000 training examples of spirals in batches of 16: about a second an epoch here
     cmd = [sys.executable, "-m", "twinnet.cli.main", "train", "--dataset", "spirals", "--n-samples", "20000",
            "--layers", "2,16,16,3", "--batch-size", "16", "--epochs", "8", "--checkpoint-every", "100",
            "--diagnostics", "--diagnostics-every", "200", "--quiet", "--out", str(out)]  # fmt: skip
@@ -233,13 +234,19 @@ def test_page_follows_a_run_that_twinnet_train_is_writing(tmp_path, page):  # no
             while not (out / "history.csv").is_file():  # the first epoch row
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline, "no epoch within 120 s"
-                time.sleep(0.1)
+                time.sleep(0.02)
+            # freeze the trainer while the page loads, so that the next epoch is certainly
+            # written while the page watches (however fast this machine trains)
+            os.kill(proc.pid, signal.SIGSTOP)
             page.goto(url + "/runs?run=live")
             page.wait_for_selector("body[data-ready]")
             page.wait_for_selector("#run-status")
             first = int(page.locator("#run-epochs").inner_text().split()[1])
+            assert 1 <= first < 8
             assert page.locator("#run-status").inner_text() == "training"
             assert page.locator('tr[data-run="live"] .status').inner_text() == "training"
+            assert "Still training" in page.locator("#metrics").inner_text()
+            os.kill(proc.pid, signal.SIGCONT)
             # a new epoch appears without reloading the page
             page.wait_for_function(
                 f"parseInt(document.querySelector('#run-epochs').textContent.split(' ')[1]) > {first}",
@@ -255,6 +262,7 @@ def test_page_follows_a_run_that_twinnet_train_is_writing(tmp_path, page):  # no
             screenshot(page, "runs-live-finished")
     finally:
         if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
             proc.wait()
 

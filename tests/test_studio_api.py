@@ -267,6 +267,19 @@ def test_without_the_extra_the_command_names_it_in_one_line(monkeypatch, capsys)
     assert err == 'twinnet: error: twinnet studio needs the studio extra: pip install "twinnet[studio]"\n'
 
 
+def test_a_busy_port_is_one_clear_line(capsys):
+    from twinnet.cli.main import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["studio", "--no-browser", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"twinnet: error: cannot listen on 127.0.0.1:{port} (") and err.count("\n") == 1
+    assert "choose another port with --port" in err
+
+
 def test_the_command_serves_warns_off_loopback_and_stops_training_on_ctrl_c(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

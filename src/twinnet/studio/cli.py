@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 import threading
 import webbrowser
@@ -39,27 +40,30 @@ def run_studio_command(args) -> int:
             "train models on this machine and read the run folders",
             file=sys.stderr,
         )
+    try:  # bound here, so a busy port is one clear line (uvicorn would log and exit 3)
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        sock = socket.create_server((args.host, args.port), family=family)
+    except OSError as e:
+        raise OSError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); choose another port with --port") from None
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(runs_dir), log_level="warning")
+    server = uvicorn.Server(config)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    url = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}/"
+
+    def announce() -> None:  # once uvicorn serves, so the URL works when printed
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.05)
+        if server.started:
+            print(f"twinnet studio: {url}  (runs from {runs_dir.resolve()}; Ctrl+C stops)", flush=True)
+            if not args.no_browser:
+                webbrowser.open(url)
+
     # the playground's networks are small: BLAS threads would cost more in hand-overs than
     # they give, and the event loop needs the other core to keep the pages responsive
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    config = uvicorn.Config(create_app(runs_dir), host=args.host, port=args.port, log_level="warning")
-    server = uvicorn.Server(config)
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    if ":" in shown:
-        shown = f"[{shown}]"
-
-    def announce() -> None:  # after the socket is bound, so the URL works when printed
-        while not server.started and not server.should_exit:
-            threading.Event().wait(0.05)
-        if server.started:
-            port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
-            url = f"http://{shown}:{port}/"
-            print(f"twinnet studio: {url}  (runs from {runs_dir.resolve()}; Ctrl+C stops)", flush=True)
-            if not args.no_browser:
-                webbrowser.open(url)
-
     threading.Thread(target=announce, daemon=True).start()
-    server.run()
+    server.run(sockets=[sock])
     return 0

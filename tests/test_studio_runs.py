@@ -90,6 +90,15 @@ def test_detail_is_what_the_report_shows(server, runs):
     col = layers["headers"].index("||W||")
     assert layers["rows"][0]["cells"][col]["value"] == pytest.approx(last, rel=1e-12)
     assert d["diagnostics"]["series"]["weight_grad_norm"]["steps"] == sorted({r["step"] for r in rows})
+    # the pre-activation histograms of the last record, as histograms.json holds them
+    from twinnet.diagnostics import read_histograms
+
+    records = read_histograms(runs / "relu")
+    last = [r for r in records if r["step"] == records[-1]["step"]]
+    hists = d["diagnostics"]["histograms"]
+    assert hists["step"] == records[-1]["step"] and len(hists["layers"]) == len(last) == 2
+    assert hists["layers"][0]["counts"] == last[0]["counts"]
+    assert hists["layers"][0]["layer"] == "layer 1 (ReLU, after Linear 0)"
     # no diagnostics: the page says how to record them
     _, t = get_json(server, "/api/runs/tanh")
     assert "twinnet train --diagnostics" in t["diagnostics"]["note"] and t["diagnostics"]["layers"] is None
@@ -195,6 +204,7 @@ def test_page_overlays_two_runs_and_shows_a_report(server, page):  # noqa: F811
     assert page.locator("#run-status").inner_text() == "finished"
     assert page.locator("table.layers tr").count() == 6  # header + 5 layers
     assert page.locator("#findings").inner_text() != ""
+    assert page.locator("#histograms .hist canvas").count() == 2
     screenshot(page, "runs-finished-and-compare")
     # switch the compared curve; the URL keeps it
     page.select_option("#compare-metric", "val_accuracy")

@@ -42,6 +42,7 @@ SERIES = {
     "dead_fraction": "share of dead ReLU units",
     "saturated_fraction": "share of saturated sigmoid/tanh units",
     "act_std": "activation std per layer",
+    "grad_input_norm": "gradient norm ||dL/dx|| reaching each layer's input",
 }
 
 
@@ -171,7 +172,7 @@ def _diagnostics(path: Path, history: dict) -> dict:
     from twinnet.diagnostics.report import _COLUMNS
     from twinnet.diagnostics.stats import MODEL
 
-    out: dict = {"findings": [], "layers": None, "series": {}, "note": ""}
+    out: dict = {"findings": [], "layers": None, "series": {}, "histograms": None, "note": ""}
     hist = history["columns"]
     if hist.get("train_loss") and hist.get("val_loss"):
         out["findings"] += [_finding(f) for f in overfitting(hist)]
@@ -214,6 +215,7 @@ def _diagnostics(path: Path, history: dict) -> dict:
             cells.append({"value": _finite(v), "kind": kind, "bad": bool(bad)})
         table.append({"layer": labels[name], "cells": cells})
     out["layers"] = {"headers": [c[1] for c in columns], "rows": table, "step": max(r["step"] for r in rows)}
+    out["histograms"] = _histograms(path, labels)
     steps = sorted({r["step"] for r in rows})
     for stat, per_layer in series.items():
         if per_layer:
@@ -223,6 +225,27 @@ def _diagnostics(path: Path, history: dict) -> dict:
                 "layers": {labels[n]: [_finite(v.get(s)) for s in steps] for n, v in per_layer.items()},
             }
     return out
+
+
+def _histograms(path: Path, labels: dict[str, str]) -> dict | None:
+    """The pre-activation histograms of the last record (histograms.json), one per layer."""
+    from twinnet.diagnostics import read_histograms
+
+    if inside(path, "histograms.json") is None:
+        return None
+    try:
+        records = read_histograms(path)
+    except (OSError, ValueError) as err:
+        return {"note": f"histograms.json could not be read: {err}", "layers": []}
+    if not records:
+        return None
+    step = max(r.get("step", 0) for r in records)
+    last = [r for r in records if r.get("step") == step]
+    return {"step": step, "layers": [
+        {"layer": labels.get(r["layer"], r["layer"]), "edges": [_finite(float(e)) for e in r["edges"]],
+         "counts": [int(c) for c in r["counts"]], "nonfinite": int(r.get("nonfinite", 0))}
+        for r in last
+    ]}  # fmt: skip
 
 
 def _finding(f) -> dict:

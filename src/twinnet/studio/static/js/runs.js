@@ -1,7 +1,7 @@
 // The runs page. State (selected run, compared runs, compared curve) is one plain object
 // in the URL; every number comes from /api/runs (the server reads the run folders).
 
-import { lineChart, color } from "./runs_charts.js";
+import { lineChart, color, histogramChart } from "./runs_charts.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { run: "", compare: [], metric: "val_loss", stat: "" };
@@ -142,7 +142,26 @@ function renderRun(d) {
       Object.entries(s.layers).map(([label, values]) => ({ label, values })),
       { xLabel: "step", yLog: ["weight_grad_norm", "weight_update_ratio"].includes(state.stat), height: 220 });
   }
+  renderHistograms(diag.histograms);
   $("files").textContent = `Files: ${d.files.join(", ")}`;
+}
+
+// the pre-activation histograms of the last record: one small chart per activation layer
+function renderHistograms(h) {
+  const box = $("histograms");
+  box.parentElement.hidden = !h;
+  if (!h) return;
+  $("histograms-step").textContent = h.step !== undefined ? `(last record, step ${h.step})` : "";
+  const sig = JSON.stringify([h.step, h.layers.map((l) => l.layer)]);
+  if (box.dataset.sig === sig) return;  // unchanged: keep the charts
+  box.dataset.sig = sig;
+  box.replaceChildren(...(h.note ? [el("p", { class: "muted" }, h.note)] : []));
+  for (const l of h.layers) {
+    const chart = el("div", { class: "hist-chart" });
+    box.append(el("div", { class: "hist" }, el("div", { class: "hist-title" }, l.layer +
+      (l.nonfinite ? ` (${l.nonfinite} non-finite)` : "")), chart));
+    histogramChart(chart, l.layer, l.edges, l.counts);
+  }
 }
 
 async function pollRun() {

@@ -35,3 +35,20 @@ export function lineChart(root, key, x, series, { xLabel = "epoch", yLog = false
   root.dataset.key = key;
   return root._plot;
 }
+
+// A histogram (counts over bin edges) as a filled step chart: x = the edges, the last
+// count repeated so that the last bin is drawn too.
+export function histogramChart(root, key, edges, counts, { width = 300, height = 150, label = "count" } = {}) {
+  if (root._plot) root._plot.destroy();
+  const data = [edges, [...counts, counts[counts.length - 1] ?? 0]];
+  root.replaceChildren();
+  root._plot = new uPlot({
+    width, height, legend: { show: false },
+    scales: { x: { time: false } },
+    axes: [{ size: 30 }, { size: 50 }],
+    series: [{}, { label, stroke: COLORS[0], fill: "rgba(37, 99, 235, 0.25)", width: 1,
+      paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } }],
+  }, data, root);
+  root.dataset.key = key;
+  return root._plot;
+}

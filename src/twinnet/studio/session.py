@@ -27,7 +27,7 @@ from twinnet.train import Callback, LRSchedulerCallback, Trainer
 from twinnet.train.setup import make_model, make_optimizer, make_scheduler
 
 PUBLISH_EVERY = 0.17  # seconds between snapshots while training (about 5.5-6 a second)
-MAX_SNAPSHOT_SHARE = 0.25  # a slow snapshot (big network, busy machine) spaces the next ones out
+MAX_SNAPSHOT_SHARE = 0.5  # a slow snapshot (big network, busy machine) spaces the next ones out
 PROBE_SIZE = 256  # training examples in the diagnostics probe batch
 MAX_DIAG_RECORDS = 120  # diagnostics records kept for the findings (older ones thinned)
 FINDINGS_EVERY = 3  # the findings are re-read every 3rd snapshot (about twice a second) and when paused
@@ -94,6 +94,7 @@ class PlaygroundSession:
         self._thread: threading.Thread | None = None
         self._last_publish = 0.0
         self._gap = publish_every  # seconds from one snapshot's start to the next one's
+        self._snapshot_wall = 0.0  # recent average wall time of a snapshot
         self.updates = 0  # snapshots published
         self.snapshot_cpu = 0.0  # CPU seconds the snapshots took (benchmarks/studio.py)
         self.worker_cpu = 0.0  # CPU seconds of the worker thread, set when it ends
@@ -205,8 +206,12 @@ class PlaygroundSession:
             text = json.dumps({"type": "error", "message": f"could not draw this step: {type(e).__name__}: {e}"})
         self.updates += 1
         self.snapshot_cpu += time.thread_time() - cpu
-        # snapshots take at most MAX_SNAPSHOT_SHARE of the time, whatever they cost
-        self._gap = max(self.publish_every, (time.monotonic() - self._last_publish) / MAX_SNAPSHOT_SHARE)
+        # snapshots take at most MAX_SNAPSHOT_SHARE of the time (judged on their recent
+        # average, so one slow snapshot on a busy machine does not stall the page) and
+        # come at least twice a second
+        took = time.monotonic() - self._last_publish
+        self._snapshot_wall = took if self.updates == 1 else 0.7 * self._snapshot_wall + 0.3 * took
+        self._gap = min(max(self.publish_every, self._snapshot_wall / MAX_SNAPSHOT_SHARE), 0.5)
         self.publish(text)
 
     # -- what the page shows -------------------------------------------------------------

@@ -416,3 +416,12 @@ def test_update_ratio_reference_labels_are_readable(tmp_path, monkeypatch):
     assert [t for t, _, _ in labels] == ["too high: 1e-2", "typical: 1e-3", "too low: 1e-5"]
     # 10 pt at the figure's 100 dpi is 14 px in the 750 px wide image the report shows at 1200 px
     assert all(size >= 10 and bbox for _, size, bbox in labels)
+
+
+def test_plots_without_activation_statistics(tmp_path):
+    """Rows with no act_std at all (a run recording only weights) draw the other plots."""
+    from twinnet.diagnostics import plots
+
+    rows = rows_for([1, 50], {("0", "weight_update_ratio"): lambda s: 1e-3})
+    titles = [p.title for p in plots.plot_diagnostics(rows, [], tmp_path)]
+    assert "Update ratio" in titles and "Activation scale" not in titles

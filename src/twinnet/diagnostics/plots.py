@@ -146,33 +146,34 @@ def plot_diagnostics(rows: list[dict], histograms: list[dict], out_dir: Path) ->
     )
 
     # activation std: over time, and across depth at the first and last record
-    shown = acts or names
-    fig, axes = plt.subplots(2, 1, figsize=(8, 7.5), constrained_layout=True)
-    _lines(axes[0], plt, series, shown, "act_std", labels, log=True)
-    axes[0].set_title("activation std over time")
-    steps = sorted({r["step"] for r in rows})
-    for step, style in ((steps[0], "-o"), (steps[-1], "-s")):
-        values = []
-        for n in shown:
-            s, v = series.get((n, "act_std"), ([], []))
-            values.append(dict(zip(s, v, strict=True)).get(step, math.nan))
-        axes[1].plot(range(len(shown)), values, style, ms=4, label=f"step {step}")
-    axes[1].set_xticks(range(len(shown)), shown, fontsize=7, rotation=90 if len(shown) > 16 else 0)
-    axes[1].set_xlabel("layer")
-    axes[1].set_yscale("log")
-    axes[1].grid(alpha=0.3)
-    _legend(axes[1])
-    axes[1].set_title("activation std across depth")
-    _save(fig, out_dir / "activation_std.png")
-    plots.append(
-        Plot(
-            out_dir / "activation_std.png",
-            "Activation scale",
-            "Std of each layer's output. "
-            "Across depth it should stay roughly level; a steady fall or rise signals an "
-            "initialisation that shrinks or grows the signal.",
+    shown = [n for n in (acts or names) if (n, "act_std") in series]
+    if shown:  # no act_std recorded: nothing to draw (a log axis of nothing fails)
+        fig, axes = plt.subplots(2, 1, figsize=(8, 7.5), constrained_layout=True)
+        _lines(axes[0], plt, series, shown, "act_std", labels, log=True)
+        axes[0].set_title("activation std over time")
+        steps = sorted({r["step"] for r in rows})
+        for step, style in ((steps[0], "-o"), (steps[-1], "-s")):
+            values = []
+            for n in shown:
+                s, v = series.get((n, "act_std"), ([], []))
+                values.append(dict(zip(s, v, strict=True)).get(step, math.nan))
+            axes[1].plot(range(len(shown)), values, style, ms=4, label=f"step {step}")
+        axes[1].set_xticks(range(len(shown)), shown, fontsize=7, rotation=90 if len(shown) > 16 else 0)
+        axes[1].set_xlabel("layer")
+        axes[1].set_yscale("log")
+        axes[1].grid(alpha=0.3)
+        _legend(axes[1])
+        axes[1].set_title("activation std across depth")
+        _save(fig, out_dir / "activation_std.png")
+        plots.append(
+            Plot(
+                out_dir / "activation_std.png",
+                "Activation scale",
+                "Std of each layer's output. "
+                "Across depth it should stay roughly level; a steady fall or rise signals an "
+                "initialisation that shrinks or grows the signal.",
+            )
         )
-    )
 
     # dead (ReLU family) and saturated (sigmoid/tanh) fractions
     relus = [n for n in names if types[n] in RELU_FAMILY and (n, "dead_fraction") in series]

@@ -196,9 +196,10 @@ def _session(settings=None) -> tuple[PlaygroundSession, list[str]]:
 
 
 def test_the_panels_show_what_the_engine_computes():
-    session, _ = _session({"dataset": "spirals", "hidden": [6], "seed": 2})
+    session, sent = _session({"dataset": "spirals", "hidden": [6], "seed": 2})
     session.step()
-    while session.state != "paused":
+    # once the paused snapshot is out, the worker waits: the model is ours to read
+    while not any('"state": "paused"' in m for m in sent):
         time.sleep(0.01)
     try:
         snap = session.snapshot()

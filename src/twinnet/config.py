@@ -16,7 +16,8 @@ from pathlib import Path
 
 import tomli_w
 
-from twinnet.models import ACTIVATIONS, NORMS
+from twinnet.data.datasets import IMAGE_SHAPES
+from twinnet.models import ACTIVATIONS, CNN_NORMS, MODELS, NORMS
 from twinnet.nn.init import WEIGHT_INITS
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
@@ -56,6 +57,7 @@ class TrainConfig:
 
     dataset: str = "mnist"
     data_dir: str | None = None
+    model: str = "mlp"  # "mlp" (sizes from ``layers``) or a CNN of models.CNNS ("cnn", "lenet")
     # "auto" ends follow the dataset (its features; its classes, or 1): mnist 784-512-256-10
     layers: list = field(default_factory=lambda: ["auto", 512, 256, "auto"])
     activation: str = "relu"
@@ -104,6 +106,14 @@ class TrainConfig:
             "layers",
             "at least two positive integers, e.g. [784, 512, 256, 10] (the first and last may be \"auto\")",
         )
+        need(_choice(self.model, MODELS), "model", f"one of {list(MODELS)}")
+        image_set = str(self.dataset).strip().lower().replace("_", "-") in IMAGE_SHAPES
+        if self.model != "mlp" and (not image_set or self.norm not in CNN_NORMS):
+            raise ConfigError(
+                f"config key 'model': a CNN ({self.model!r}) needs an image dataset "
+                f"({', '.join(IMAGE_SHAPES)}) and norm 'none' or 'batch', got dataset "
+                f"{self.dataset!r} and norm {self.norm!r}"
+            )
         need(_choice(self.activation, ACTIVATIONS), "activation", f"one of {sorted(ACTIVATIONS)}")
         need(_choice(self.init, INITS), "init", f"one of {list(INITS)}")
         need(_choice(self.norm, NORMS), "norm", f"one of {list(NORMS)}")

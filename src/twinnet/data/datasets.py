@@ -29,6 +29,10 @@ same accuracy. Choose with ``scale=``.
 
 Randomness: data generation and splitting use generators seeded from ``seed`` alone,
 so the same arguments always give the same splits.
+
+Images for a CNN: ``load(name, shape="image")`` gives x as (N, C, H, W) batches of
+images (``IMAGE_SHAPES``: mnist and fashion-mnist (N, 1, 28, 28), digits (N, 1, 8, 8)),
+the same numbers as the default ``shape="flat"`` rows (N, C*H*W), reshaped (a view).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from twinnet.data.idx import DataError
 
 TASKS = ("multiclass", "binary", "regression")
 SCALES = ("standard", "minmax", "none")
+SHAPES = ("flat", "image")
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "digits": (1, 8, 8)}  # (C, H, W)
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = (
@@ -209,6 +215,25 @@ class _Entry:
     make: Callable[..., dict]  # (rng, n_samples, data_dir, download) -> dict, see _assemble
 
 
+def _check_data_dir(name: str, data_dir) -> None:
+    """An explicit ``data_dir`` must exist and, for the IDX sets, hold the files itself or
+    in ``data_dir/NAME/``: a wrong path is an error, never a silent fall-back to
+    $TWINNET_DATA or the cache."""
+    d = Path(data_dir).expanduser()
+    if not d.is_dir():
+        raise DataError(f"data_dir {str(d)!r} does not exist or is not a folder")
+    if name not in download.REMOTE:
+        return  # generated or shipped with a library: no files to read
+    spec = download.REMOTE[name]
+    if not download.missing_files(d, spec) or ((d / name).is_dir() and not download.missing_files(d / name, spec)):
+        return
+    missing = download.missing_files(d, spec)
+    raise DataError(
+        f"dataset {name!r} not found in data_dir {str(d)!r}: missing {', '.join(missing)} "
+        f"(looked in {d} and {d / name}; .gz or raw IDX files)"
+    )
+
+
 def _make_idx(name: str) -> Callable[..., dict]:
     def make(rng, n_samples, data_dir, download_ok):
         folder, searched = download.locate(name, data_dir)
@@ -337,14 +362,16 @@ def load(
     dtype=np.float32,
     download: bool = True,
     n_samples: int | None = None,
+    shape: str = "flat",
 ) -> DatasetSplits:
     """Load dataset ``name`` (see ``names()``) split into train/val/test, scaled and cast.
 
     Args:
         name: a registered name, or the path of a ``.npz`` file with arrays ``x``, ``y``
             (and optionally ``x_test``, ``y_test``), loaded with ``from_arrays``.
-        data_dir: folder with the dataset's files (MNIST-format sets), searched before
-            $TWINNET_DATA/<name>/ and the user cache.
+        data_dir: folder with the dataset's files (MNIST-format sets: in it or in
+            data_dir/<name>/), searched before $TWINNET_DATA/<name>/ and the user
+            cache. Given, it must exist and hold the files (DataError otherwise).
         seed: seeds the generation of synthetic data and the splits.
         val_fraction: fraction held out for validation; None: the dataset's default
             (0.1 of the 60000 MNIST training images; 0.2 for digits; 0.15 for the
@@ -355,6 +382,8 @@ def load(
         download: fetch MNIST-format sets into the user cache when not found locally.
         n_samples: synthetic sets: how many to generate; others: a random subset of
             this size of the training pool (the test split stays whole).
+        shape: "flat" (default): x is (N, n_features); "image": x is (N, C, H, W) for
+            the image datasets of ``IMAGE_SHAPES`` (what a CNN reads).
 
     Raises ValueError for bad arguments or an unknown name (listing the names),
     DataError for missing or corrupt files and non-finite features.
@@ -362,6 +391,8 @@ def load(
     dtype = _check_dtype(dtype)
     _check_seed(seed)
     if isinstance(name, str | os.PathLike) and str(name).endswith(".npz"):
+        if shape != "flat":
+            raise ValueError(f"shape must be 'flat' for a .npz file, got {shape!r}")
         return _load_npz(Path(name), seed=seed, val_fraction=val_fraction, scale=scale, dtype=dtype)
     key = str(name).strip().lower().replace("_", "-")
     if key not in REGISTRY:
@@ -369,6 +400,11 @@ def load(
             f"unknown dataset {name!r}; available: {', '.join(REGISTRY)} (or a .npz file)"
         )
     entry = REGISTRY[key]
+    if shape not in SHAPES or (shape == "image" and key not in IMAGE_SHAPES):
+        raise ValueError(
+            f"shape must be 'flat' or, for the image datasets {', '.join(IMAGE_SHAPES)}, 'image'; "
+            f"got {shape!r} for {key}"
+        )
     val_fraction = entry.val_fraction if val_fraction is None else val_fraction
     _check_fraction("val_fraction", val_fraction)
     scale = entry.scale if scale is None else scale
@@ -379,6 +415,8 @@ def load(
     ):
         raise ValueError(f"n_samples must be a positive integer or None, got {n_samples!r}")
 
+    if data_dir is not None:
+        _check_data_dir(key, data_dir)
     gen_rng = np.random.default_rng([seed, 0xDA7A, 0])  # generation
     split_rng = np.random.default_rng([seed, 0xDA7A, 1])  # subsets and splits
     made = entry.make(gen_rng, n_samples, data_dir, download)
@@ -397,11 +435,15 @@ def load(
     if made.get("no_val"):
         val_fraction = 0.0
     n_classes = None if entry.classes is None else len(entry.classes)
-    return _assemble(
+    splits = _assemble(
         key, entry.task, entry.classes, made["source"], pool, test,
         val_fraction=val_fraction, test_fraction=test_fraction, scale=scale,
         per_feature=entry.per_feature, dtype=dtype, rng=split_rng, n_classes=n_classes,
     )  # fmt: skip
+    if shape == "image":  # (N, C*H*W) rows -> (N, C, H, W) images, views of the same numbers
+        for part in (splits.train, splits.val, splits.test):
+            part.x = part.x.reshape(len(part.x), *IMAGE_SHAPES[key])
+    return splits
 
 
 def from_arrays(

@@ -40,10 +40,12 @@ from twinnet.experiments import (
     init_variance,
     linear_collapse,
     lr_sweep,
+    mlp_vs_cnn,
     optimizers,
     overfitting,
     perceptron,
     symmetry,
+    translation_equivariance,
     universal_approximation,
     vanishing_gradients,
     xor,
@@ -69,6 +71,8 @@ _MODULES = (
     click_book,
     batch_size,
     overfitting,
+    translation_equivariance,
+    mlp_vs_cnn,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

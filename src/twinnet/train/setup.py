@@ -6,12 +6,16 @@ import numpy as np
 
 from twinnet import losses, optim
 from twinnet.config import ConfigError, TrainConfig
-from twinnet.models import build_mlp
+from twinnet.data.datasets import IMAGE_SHAPES, REGISTRY
+from twinnet.models import build_cnn, build_mlp
 
 
 def resolve_layers(config: TrainConfig, n_features: int, task: str, n_classes: int | None) -> TrainConfig:
     """``config`` with an ``"auto"`` first size set to the data's features and an
-    ``"auto"`` last size to the task's outputs; then checked against the data."""
+    ``"auto"`` last size to the task's outputs; then checked against the data. A CNN
+    does not use ``layers``: its config is returned as it is."""
+    if config.model != "mlp":
+        return config
     layers = list(config.layers)
     if layers[0] == "auto":
         layers[0] = int(n_features)
@@ -24,7 +28,10 @@ def resolve_layers(config: TrainConfig, n_features: int, task: str, n_classes: i
 
 
 def check_layers_fit(config: TrainConfig, n_features: int, task: str, n_classes: int | None) -> None:
-    """The first layer must match the data's features, the last the task's outputs."""
+    """The first layer must match the data's features, the last the task's outputs.
+    (A CNN takes both from the dataset and does not use ``layers``.)"""
+    if config.model != "mlp":
+        return
     first, last = config.layers[0], config.layers[-1]
     if first != n_features:
         raise ConfigError(
@@ -40,7 +47,23 @@ def check_layers_fit(config: TrainConfig, n_features: int, task: str, n_classes:
         )
 
 
+def data_shape(config: TrainConfig) -> str:
+    """How the model reads the data (``data.load``'s ``shape``): a CNN images, an MLP rows."""
+    return "flat" if config.model == "mlp" else "image"
+
+
+def image_shape(config: TrainConfig) -> tuple[int, int, int]:
+    """(C, H, W) of the images of the configured dataset (a CNN's input)."""
+    return IMAGE_SHAPES[config.dataset.strip().lower().replace("_", "-")]
+
+
 def make_model(config: TrainConfig):
+    if config.model != "mlp":
+        n_classes = len(REGISTRY[config.dataset.strip().lower().replace("_", "-")].classes)
+        return build_cnn(
+            config.model, image_shape(config), n_classes, activation=config.activation, dropout=config.dropout,
+            norm=config.norm, init=config.init, dtype=np.dtype(config.dtype), rng=np.random.default_rng(config.seed),
+        )  # fmt: skip
     if "auto" in config.layers:
         raise ConfigError(
             f"config key 'layers': {config.layers} has 'auto' sizes; resolve them against the data "

@@ -97,6 +97,15 @@ class Trainer:
         return self.stepper.optimizer
 
     @property
+    def clip_grad_norm(self) -> float | None:
+        """The stepper's gradient-norm clip (None: off)."""
+        return getattr(self.stepper, "clip_grad_norm", None)
+
+    @property
+    def regularizers(self) -> list:
+        return getattr(self.stepper, "regularizers", [])
+
+    @property
     def is_main(self) -> bool:
         """True in the process that writes files (always, unless data parallel)."""
         return self.stepper.rank == 0

@@ -34,7 +34,8 @@ OPTIMIZER_PARAMS = {
 }
 SCHEDULES = (None, "constant", "cosine", "onecycle", "plateau")
 NORMS = (None, "none", "batch", "layer")
-# "auto": build_mlp's choice (He for the ReLU family, Xavier for tanh/sigmoid);
+# "auto": the estimator's _auto_init: for the classifier build_mlp's "auto" (He for the
+# ReLU family, Xavier for tanh/sigmoid), for the regressor "sklearn";
 # "sklearn": scikit-learn's MLP init (Glorot uniform weights *and* biases)
 INITS = ("auto", "sklearn", *WEIGHT_INITS)
 
@@ -178,6 +179,8 @@ def resolve(est) -> Settings:
         _optimizer_param(est, param, hyper)
     _choice(est, "schedule", SCHEDULES)
     init = _choice(est, "init", INITS)
+    if init == "auto":
+        init = est._auto_init  # the estimator's own choice (benchmarks/sklearn_init.md)
     try:
         dtype = np.dtype(est.dtype)
     except TypeError:

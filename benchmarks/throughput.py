@@ -598,10 +598,16 @@ def write_readme(results: dict) -> None:
         "Other scripts: `benchmarks/step_breakdown.py` (where the time of one step goes, layer by",
         "layer), `benchmarks/diagnostics_overhead.py` (cost of `--diagnostics`),",
         "`benchmarks/sklearn_digits.py` (the estimators against scikit-learn's),",
-        "`benchmarks/train_default.py` (seconds per epoch of the default run).",
+        "`benchmarks/train_default.py` (seconds per epoch of the default run),",
+        "`benchmarks/conv.py` (Conv2d against torch; its own section below).",
         "",
     ]
-    (HERE / "README.md").write_text("\n".join(lines))
+    readme = HERE / "README.md"
+    old = readme.read_text() if readme.exists() else ""
+    begin, end = "<!-- benchmarks/conv.py: begin -->", "<!-- benchmarks/conv.py: end -->"
+    if begin in old and end in old:  # benchmarks/conv.py's section: kept as that script wrote it
+        lines += [old[old.index(begin) : old.index(end) + len(end)], ""]
+    readme.write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -294,3 +294,15 @@ def test_default_training_reaches_98_percent_on_mnist(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.98, metrics
     assert metrics["train_seconds"] > 0 and metrics["samples_per_second"] > 0  # the time is reported (benchmarks judge it)
+
+
+def test_train_help_lists_every_dataset_and_the_fan_out_inits(capsys, monkeypatch):
+    from twinnet.data.datasets import names
+
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps lines, even inside "two-spirals"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in names():
+        assert f" {name}," in text or f" {name} " in text, name
+    assert "two-spirals" in text and "_fan_out" in text

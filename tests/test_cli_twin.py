@@ -31,3 +31,25 @@ def test_twin_command_bad_flag(capsys):
     assert main(["twin", "--optimizer", "lbfgs"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lbfgs" in err[0]
+
+
+def test_float32_adam_100_steps_exits_0_and_says_what_was_compared(capsys):
+    """Issue 15: this command exited 1 (float32 trajectories compared against 1e-5)."""
+    code = main(["twin", "--dtype", "float32", "--optimizer", "adam", "--steps", "100"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    first = out.splitlines()[0]
+    assert "model built in float32, compared as float64 copies" in first
+    assert "--precision model" in first
+    assert "float64 copies of a float32 model" in out and "PASSED" in out
+
+
+def test_precision_model_compares_in_the_model_dtype(capsys):
+    code = main(["twin", "--dtype", "float32", "--optimizer", "sgd", "--steps", "3", "--precision", "model"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "compared in float32" in out.splitlines()[0]
+    assert "torch32-64" in out  # torch's own float32 error, next to each difference
+    assert main(["twin", "--precision", "half"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--precision" in err[0] and "half" in err[0]

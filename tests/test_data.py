@@ -200,9 +200,8 @@ def test_lookup_order(tmp_path, monkeypatch, tiny):
     assert data.load("mnist", download=False).source == str(
         env / "mnist"
     )  # $TWINNET_DATA beats the cache
-    assert data.load("mnist", data_dir=tmp_path / "nope", download=False).source == str(
-        env / "mnist"
-    )
+    with pytest.raises(data.DataError, match="does not exist"):  # an explicit data_dir is never skipped
+        data.load("mnist", data_dir=tmp_path / "nope", download=False)
     monkeypatch.delenv("TWINNET_DATA")
     assert data.load("mnist", download=False).source == str(
         cache / "mnist"
@@ -216,10 +215,12 @@ def test_missing_everywhere_names_the_folders(tmp_path, monkeypatch, tiny):
     partial = _write_tiny(tmp_path / "partial")
     (partial / "t10k-labels-idx1-ubyte.gz").unlink()
     monkeypatch.setenv("TWINNET_DATA", str(tmp_path / "env"))
-    with pytest.raises(data.DataError) as e:
+    with pytest.raises(data.DataError) as e:  # an explicit data_dir: no fall-back
         data.load("mnist", data_dir=partial, download=False)
+    assert f"{partial}" in str(e.value) and "missing t10k-labels-idx1-ubyte" in str(e.value)
+    with pytest.raises(data.DataError) as e:
+        data.load("mnist", download=False)
     msg = str(e.value)
-    assert f"{partial} (missing t10k-labels-idx1-ubyte)" in msg
     assert str(tmp_path / "env" / "mnist") in msg
     assert str(tmp_path / "xdg-cache" / "twinnet" / "mnist") in msg
     assert "twinnet data fetch mnist" in msg

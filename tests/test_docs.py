@@ -6,8 +6,22 @@
   docstring: found by the anchor mkdocstrings gives it (``id="twinnet.nn.Linear"``).
   Needs the ``docs`` extra (mkdocs, mkdocstrings-python, mkdocs-material): skipped with
   a reason otherwise.
-- The Python examples of the guides run as written (blocks preceded by
-  ``<!-- skip-test: why -->`` are left out; blocks using torch need PyTorch).
+- Every Python example of README.md, docs/index.md and docs/guide/*.md runs as written,
+  the blocks of a page one after the other in one namespace. There is no way to skip
+  one. A block that needs data the reader brings (``x``, ``y``, a run folder) is
+  preceded by an HTML comment that gives it small data, invisible on the rendered page
+  and on GitHub::
+
+      <!-- test-setup:
+      import numpy as np
+      x = np.zeros((4, 784), np.float32)
+      -->
+      ```python
+      ...
+
+  The setup runs just before its block, in the same namespace, in a temporary working
+  folder. A block that imports torch (or ``twinnet.twin``) is skipped, with the reason,
+  when PyTorch is not installed.
 - The experiments guide lists every registered experiment.
 """
 
@@ -312,37 +326,60 @@ def test_mkdocs_strict_build_documents_the_public_api(built_site):
     assert not undocumented, f"exported but without a docstring in the API reference: {undocumented}"
 
 
-# -- the guides' examples ----------------------------------------------------------------------
-FENCE = re.compile(r"(?P<skip><!--\s*skip-test[^>]*-->\s*\n)?```python\n(?P<code>.*?)\n```", re.S)
+# -- the examples of the README and the guides --------------------------------------------
+FENCE = re.compile(
+    r"(?P<marker><!--\s*(?P<kind>[\w-]+)(?::|\s)(?P<setup>(?:(?!-->).)*)-->\s*\n)?```python\n(?P<code>.*?)\n```", re.S
+)
+NEEDS_TORCH = re.compile(r"^\s*(import torch|from torch\b|from twinnet import .*\btwin\b|from twinnet\.twin\b)", re.M)
 
 
-def python_blocks(page: str) -> list[str]:
-    text = (DOCS / page).read_text(encoding="utf-8")
-    return [m["code"] for m in FENCE.finditer(text) if not m["skip"]]
+def python_blocks(page: str) -> list[tuple[str, str]]:
+    """[(setup, code)] of every ```python block of ``page`` (relative to the repository)."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    blocks = []
+    for m in FENCE.finditer(text):
+        if m["marker"] and m["kind"] != "test-setup":
+            raise AssertionError(f"{page}: unknown marker <!-- {m['kind']} --> before a python block")
+        blocks.append((m["setup"] or "", m["code"]))
+    return blocks
 
 
 PAGES_WITH_EXAMPLES = sorted(
     page
-    for page in (p.relative_to(DOCS).as_posix() for p in [DOCS / "index.md", *(DOCS / "guide").glob("*.md")])
+    for page in ["README.md", "docs/index.md", *(f"docs/guide/{p.name}" for p in DOCS.glob("guide/*.md"))]
     if python_blocks(page)
 )
 
 
+def test_every_page_with_python_is_tested():
+    """README.md and every guide page with a python block are in the list; none skips one."""
+    assert "README.md" in PAGES_WITH_EXAMPLES and "docs/guide/twin.md" in PAGES_WITH_EXAMPLES
+    for page in ["README.md", "docs/index.md", *(f"docs/guide/{p.name}" for p in DOCS.glob("guide/*.md"))]:
+        text = (ROOT / page).read_text(encoding="utf-8")
+        assert "skip-test" not in text, f"{page}: every example must run (give it data with test-setup)"
+        assert text.count("```python") == len(python_blocks(page)), page
+
+
 @pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES)
-def test_guide_examples_run(page, tmp_path, monkeypatch):
-    blocks = python_blocks(page)
-    if any(re.search(r"^\s*(import torch|from twinnet import .*\btwin\b)", b, re.M) for b in blocks):
-        pytest.importorskip("torch", reason="PyTorch not installed (pip install twinnet[torch])")
+def test_page_examples_run(page, tmp_path, monkeypatch):
+    torch_missing = importlib.util.find_spec("torch") is None
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    namespace: dict = {"__name__": f"docs_example_{page.replace('/', '_')}"}
+    namespace: dict = {"__name__": f"docs_example_{page.replace('/', '_').replace('.', '_')}"}
     out = io.StringIO()
-    for i, code in enumerate(blocks, 1):
-        try:
-            with contextlib.redirect_stdout(out):
-                exec(compile(code, f"{page} (example {i})", "exec"), namespace)
-        except Exception as err:
-            raise AssertionError(f"example {i} of docs/{page} failed: {type(err).__name__}: {err}\n{code}") from err
+    skipped = []
+    for i, (setup, code) in enumerate(python_blocks(page), 1):
+        if torch_missing and (NEEDS_TORCH.search(code) or NEEDS_TORCH.search(setup)):
+            skipped.append(i)
+            continue
+        for part, source in (("setup of example", setup), ("example", code)):
+            try:
+                with contextlib.redirect_stdout(out):
+                    exec(compile(source, f"{page} ({part} {i})", "exec"), namespace)
+            except Exception as err:
+                raise AssertionError(f"{part} {i} of {page} failed: {type(err).__name__}: {err}\n{source}") from err
+    if skipped:
+        pytest.skip(f"PyTorch not installed: examples {skipped} of {page} need it (pip install twinnet[torch])")
 
 
 def test_experiments_guide_lists_every_experiment():

@@ -178,6 +178,57 @@ def test_click_book_data_is_the_chapters_generator():
     assert s.n_features == 20 and 0.38 < s.train.y.mean() < 0.46
 
 
+def test_click_book_training_equals_the_chapters_numpy_listing():
+    """Errata 2's "its code gives" is click_book.train_numpy: the chapter's NumpyMLP.train
+    (init, batch order, sigmoid + BCE gradient, SGD), written out here as printed, gives
+    the same model, epoch for epoch (2 epochs of its first run, 20-64-32-1, lr 0.01)."""
+    from twinnet.data import synthetic
+    from twinnet.experiments import click_book
+
+    d = synthetic.generate_click_data()
+    dims, lr, batch, epochs, seed = [20, 64, 32, 1], 0.01, 64, 2, 42
+    rng = np.random.default_rng(seed)  # _init_params: He normal for relu, zero biases
+    params = {}
+    for layer in range(1, len(dims)):
+        params[f"W{layer}"] = rng.normal(0, np.sqrt(2.0 / dims[layer - 1]), size=(dims[layer], dims[layer - 1]))
+        params[f"b{layer}"] = np.zeros(dims[layer])
+    n_layers = len(dims) - 1
+
+    def forward(X):
+        cache, A = {"A0": X}, X
+        for layer in range(1, n_layers + 1):
+            Z = A @ params[f"W{layer}"].T + params[f"b{layer}"]
+            cache[f"Z{layer}"] = Z
+            A = np.maximum(0, Z) if layer < n_layers else np.where(Z >= 0, 1 / (1 + np.exp(-Z)), np.exp(Z) / (1 + np.exp(Z)))
+            cache[f"A{layer}"] = A
+        return A, cache
+
+    X, y = d["X_train"], d["y_train"]
+    shuffle = np.random.default_rng(seed + 1)
+    val_acc = []
+    for _ in range(epochs):
+        perm = shuffle.permutation(len(X))
+        Xs, ys = X[perm], y[perm]
+        for start in range(0, len(X), batch):
+            y_pred, cache = forward(Xs[start : start + batch])
+            y_true = ys[start : start + batch].reshape(-1, 1)
+            dZ = (y_pred - y_true) / y_true.shape[0]  # sigmoid + BCE combined
+            grads = {}
+            for layer in range(n_layers, 0, -1):
+                grads[f"W{layer}"] = dZ.T @ cache[f"A{layer - 1}"]
+                grads[f"b{layer}"] = np.sum(dZ, axis=0)
+                if layer > 1:
+                    dZ = (dZ @ params[f"W{layer}"]) * (cache[f"Z{layer - 1}"] > 0)
+            for key in params:
+                params[key] -= lr * grads[key]
+        val_acc.append(float(np.mean((forward(d["X_val"])[0].ravel() > 0.5) == d["y_val"])))
+
+    model, ours = click_book.train_numpy(d, dict(click_book.FIRST_RUN, epochs=epochs))
+    assert ours == val_acc
+    logits = model(d["X_val"]).ravel()
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), forward(d["X_val"])[0].ravel(), rtol=1e-10)
+
+
 def test_click_book(tmp_path):
     r = quick("click-book", tmp_path)
     best = r["bayes"]

@@ -240,6 +240,40 @@ def test_cross_entropy_loss(b, c, smoothing, seed):
     assert_gradcheck(nn.Identity(), loss, 3 * rng.normal(size=(b, c)), labels)
 
 
+@GRAD_SETTINGS
+@given(
+    b=batches,
+    c=st.integers(2, 6),
+    smoothing=st.sampled_from([0.0, 0.2]),
+    reduction=st.sampled_from(["mean", "sum"]),
+    seed=seeds,
+)
+def test_cross_entropy_with_class_weights_and_ignored_targets(b, c, smoothing, reduction, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, size=b)
+    labels[1:][rng.random(b - 1) < 0.4] = -100  # some rows ignored, never the first
+    loss = losses.CrossEntropyLoss(
+        weight=rng.uniform(0.2, 3.0, size=c), reduction=reduction, label_smoothing=smoothing
+    )
+    assert_gradcheck(nn.Identity(), loss, 3 * rng.normal(size=(b, c)), labels)
+
+
+@GRAD_SETTINGS
+@given(b=batches, c=features, seed=seeds)
+def test_sum_reduction_of_every_loss(b, c, seed):
+    rng = np.random.default_rng(seed)
+    z, t = rng.normal(size=(b, c)), rng.integers(0, 2, size=(b, c)).astype(F64)
+    assert_gradcheck(nn.Identity(), losses.MSELoss(reduction="sum"), z, rng.normal(size=(b, c)))
+    assert_gradcheck(nn.Identity(), losses.BCELoss(reduction="sum"), rng.uniform(0.05, 0.95, (b, c)), t)
+    bce = losses.BCEWithLogitsLoss(rng.uniform(0.2, 5.0, size=c), reduction="sum")
+    assert_gradcheck(nn.Identity(), bce, 3 * z, t)
+
+
+def test_rejects_a_loss_that_is_not_reduced():
+    with pytest.raises(ValueError, match="gradcheck needs a scalar loss; MSELoss has reduction='none'"):
+        check.gradcheck(nn.Identity(), losses.MSELoss(reduction="none"), np.ones((1, 2)), np.ones((1, 2)))
+
+
 # -- whole networks ---------------------------------------------------------------------------
 def test_deep_network_with_every_smooth_layer(rng):
     model = nn.Sequential(
@@ -255,7 +289,7 @@ def test_deep_network_with_every_smooth_layer(rng):
         nn.Linear(5, 3, dtype=F64, rng=rng),
     )
     x = rng.normal(size=(5, 4))
-    report = assert_gradcheck(model, losses.CrossEntropyLoss(0.1), x, rng.integers(0, 3, size=5))
+    report = assert_gradcheck(model, losses.CrossEntropyLoss(label_smoothing=0.1), x, rng.integers(0, 3, size=5))
     assert {c.name for c in report.checks} == {n for n, _ in model.named_parameters()} | {"input"}
 
 

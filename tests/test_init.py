@@ -111,6 +111,12 @@ def test_lecun_normal_std_is_sqrt_1_over_fan_in():
     assert_std(init.lecun_normal(SHAPE, rng=rng()), math.sqrt(1 / FAN_IN))
 
 
+@pytest.mark.parametrize(("mode", "fan"), [("fan_in", FAN_IN), ("fan_out", FAN_OUT)])
+def test_lecun_uniform_bound_is_sqrt_3_over_fan(mode, fan):
+    # U(-a, a) has variance a^2 / 3 = 1 / fan: the variance of lecun_normal
+    assert_uniform(init.lecun_uniform(SHAPE, rng=rng(), mode=mode), math.sqrt(3 / fan))
+
+
 def test_zeros_and_dtypes():
     assert not init.zeros(SHAPE).any() and init.zeros(SHAPE).dtype == np.float32
     assert init.xavier_uniform(SHAPE, rng=rng()).dtype == np.float32  # float32 by default
@@ -167,6 +173,14 @@ def test_linear_default_is_torch_uniform_1_over_sqrt_in():
         ("he_uniform", math.sqrt(2 / FAN_IN)),
         ("he_normal", math.sqrt(2 / FAN_IN)),
         ("lecun_normal", math.sqrt(1 / FAN_IN)),
+        ("lecun_uniform", math.sqrt(1 / FAN_IN)),
+        # torch's mode="fan_out", reachable by name (so from the CLI's --init too)
+        ("kaiming_uniform_fan_out", math.sqrt(2 / FAN_OUT)),
+        ("kaiming_normal_fan_out", math.sqrt(2 / FAN_OUT)),
+        ("he_uniform_fan_out", math.sqrt(2 / FAN_OUT)),
+        ("he_normal_fan_out", math.sqrt(2 / FAN_OUT)),
+        ("lecun_normal_fan_out", math.sqrt(1 / FAN_OUT)),
+        ("lecun_uniform_fan_out", math.sqrt(1 / FAN_OUT)),
     ],
 )
 def test_linear_named_inits(scheme, std):
@@ -185,3 +199,38 @@ def test_linear_zeros_and_callable_init():
     layer = nn.Linear(3, 2, init=ones, rng=rng())
     np.testing.assert_array_equal(layer.weight.data, np.ones((2, 3)))
     assert layer.init == "ones"
+
+
+def test_fan_out_init_matches_torch_kaiming_normal_fan_out(torch_or_skip):
+    torch = torch_or_skip
+    w = torch.empty(SHAPE, dtype=torch.float64)
+    torch.nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+    layer = nn.Linear(FAN_IN, FAN_OUT, init="he_normal_fan_out", dtype=np.float64, rng=rng())
+    assert layer.weight.data.std() == pytest.approx(float(w.std()), rel=2 * REL)
+
+
+def test_fan_out_init_reaches_the_train_config_and_build_mlp():
+    from twinnet.config import TrainConfig
+    from twinnet.models import build_mlp
+
+    config = TrainConfig(dataset="digits", layers=[400, 600, 10], init="he_normal_fan_out")
+    model = build_mlp(config.layers, init=config.init, dtype=np.float64, rng=0)
+    assert_std(model[0].weight.data, math.sqrt(2 / FAN_OUT))  # (600, 400): fan_out = 600
+
+
+@pytest.mark.parametrize("seed", [0, 5, np.int64(5)])
+def test_linear_and_swiglu_take_an_int_seed(seed):
+    a, b = nn.Linear(4, 3, rng=seed), nn.Linear(4, 3, rng=np.random.default_rng(seed))
+    np.testing.assert_array_equal(a.weight.data, b.weight.data)
+    np.testing.assert_array_equal(a.bias.data, b.bias.data)
+    s, t = nn.SwiGLU(3, 5, rng=seed), nn.SwiGLU(3, 5, rng=np.random.default_rng(seed))
+    for (name, p), (_, q) in zip(s.named_parameters(), t.named_parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    assert not np.array_equal(nn.Linear(4, 3, rng=1).weight.data, nn.Linear(4, 3, rng=2).weight.data)
+
+
+@pytest.mark.parametrize("bad", ["0", 1.5, -1, True])
+def test_linear_and_swiglu_reject_a_bad_rng(bad):
+    for make, owner in ((lambda: nn.Linear(4, 3, rng=bad), "Linear"), (lambda: nn.SwiGLU(3, 5, rng=bad), "SwiGLU")):
+        with pytest.raises(TypeError, match=f"{owner} rng must be a numpy Generator, an int seed >= 0 or None, got"):
+            make()

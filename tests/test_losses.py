@@ -1,7 +1,8 @@
 """Losses: values and gradients against formulas written here, dtypes, extremes, bad input.
 
-Finite-difference checks are in test_gradcheck.py and PyTorch comparisons in
-test_vs_torch_layers.py.
+Finite-difference checks are in test_gradcheck.py and PyTorch comparisons of the default
+losses in test_vs_torch_layers.py; ``reduction``, class weights and ``ignore_index`` are
+compared with PyTorch here, through the twin's ``loss_to_torch``.
 """
 
 from __future__ import annotations
@@ -294,3 +295,165 @@ def test_bce_rejects_values_that_are_not_probabilities(bad):
         ValueError, match=r"BCELoss expects probabilities in \[0, 1\].*BCEWithLogitsLoss"
     ):
         losses.BCELoss()(p, np.array([[1.0], [0.0]]))
+
+
+# -- reduction, class weights and ignore_index, against PyTorch (issue 15, item 9) -------------
+REDUCTION_CASES = {
+    "MSE": (lambda **kw: losses.MSELoss(**kw), lambda rng: rng.normal(size=(5, 3))),
+    "BCE": (lambda **kw: losses.BCELoss(**kw), lambda rng: rng.uniform(0.05, 0.95, (5, 3))),
+    "BCEWithLogits": (
+        lambda **kw: losses.BCEWithLogitsLoss(**kw),
+        lambda rng: rng.uniform(0, 1, (5, 3)),
+    ),
+    "BCEWithLogits-pos_weight": (
+        lambda **kw: losses.BCEWithLogitsLoss(pos_weight=[2.0, 0.5, 1.5], **kw),
+        lambda rng: rng.uniform(0, 1, (5, 3)),
+    ),
+    "CrossEntropy": (lambda **kw: losses.CrossEntropyLoss(**kw), lambda rng: rng.integers(0, 3, 5)),
+    "CrossEntropy-weight-ignore-smoothing": (
+        lambda **kw: losses.CrossEntropyLoss(
+            weight=[0.3, 2.0, 1.2], ignore_index=1, label_smoothing=0.2, **kw
+        ),
+        lambda rng: np.array([0, 1, 2, 2, 1]),
+    ),
+}
+
+
+def against_torch(torch, loss, pred, target, upstream):
+    """Value and dL/dpred of ``loss`` and of its twin (``twin.loss_to_torch``) after the same
+    upstream gradient: an array of the loss's shape for "none", a scalar otherwise."""
+    from twinnet import twin
+
+    theirs = twin.loss_to_torch(loss, pred.dtype)
+    pt = torch.from_numpy(pred.copy()).requires_grad_(True)
+    value_t = theirs(pt, twin.target_to_torch(loss, target, pred.shape, pred.dtype))
+    value_t.backward(torch.as_tensor(upstream, dtype=value_t.dtype).reshape(value_t.shape))
+    value = loss(pred, target)
+    grad = loss.backward(upstream)
+    return value, grad, value_t.detach().numpy(), pt.grad.numpy()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", list(REDUCTION_CASES))
+def test_reduction_matches_torch_in_float64(name, reduction, torch_or_skip):
+    rng = np.random.default_rng(7)
+    make, make_target = REDUCTION_CASES[name]
+    pred = rng.normal(size=(5, 3))
+    if name == "BCE":
+        pred = rng.uniform(0.02, 0.98, (5, 3))
+    target = make_target(rng)
+    loss = make(reduction=reduction)
+    loss_shape = (5,) if name.startswith("CrossEntropy") else (5, 3)
+    upstream = rng.normal(size=loss_shape) if reduction == "none" else float(rng.normal())
+    value, grad, value_t, grad_t = against_torch(torch_or_skip, loss, pred, target, upstream)
+    if reduction == "none":
+        assert isinstance(value, np.ndarray) and value.shape == loss_shape and value.dtype == F64
+    else:
+        assert type(value) is float
+    np.testing.assert_allclose(value, value_t, rtol=1e-12, atol=1e-14)
+    assert grad.shape == pred.shape and grad.dtype == F64
+    np.testing.assert_allclose(grad, grad_t, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+@pytest.mark.parametrize("dtype", [F64, F32], ids=["float64", "float32"])
+def test_cross_entropy_weight_and_ignore_index_match_torch(reduction, smoothing, dtype, torch_or_skip):
+    rng = np.random.default_rng(3)
+    pred = rng.normal(size=(9, 4)).astype(dtype)
+    target = np.array([0, -100, 3, 1, 3, -100, 2, 0, 1])  # torch's default ignore_index
+    loss = losses.CrossEntropyLoss(
+        weight=[0.5, 2.0, 1.0, 3.0], reduction=reduction, label_smoothing=smoothing
+    )
+    upstream = rng.normal(size=9) if reduction == "none" else 0.7
+    value, grad, value_t, grad_t = against_torch(torch_or_skip, loss, pred, target, upstream)
+    tol = 1e-12 if dtype == F64 else 1e-5
+    np.testing.assert_allclose(value, value_t, rtol=tol, atol=tol)
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(grad, grad_t, rtol=tol, atol=tol)
+    assert not grad[[1, 5]].any(), "ignored rows get no gradient"
+
+
+def test_weighted_cross_entropy_mean_divides_by_the_weights_of_kept_targets():
+    # hand-computed: two classes with equal logits, so every -log p = log 2
+    logits = np.zeros((3, 2))
+    target = np.array([0, 1, 7])
+    loss = losses.CrossEntropyLoss(weight=[1.0, 3.0], ignore_index=7)
+    # (1 * log 2 + 3 * log 2) / (1 + 3): the ignored row counts in neither sum
+    assert loss(logits, target) == pytest.approx(math.log(2), rel=1e-15)
+    # rows: w_y (softmax - onehot) / 4 = [1 * (0.5 - 1), 1 * 0.5] / 4, [3 * 0.5, 3 * (0.5 - 1)] / 4
+    np.testing.assert_allclose(
+        loss.backward(), [[-0.125, 0.125], [0.375, -0.375], [0.0, 0.0]], rtol=1e-15
+    )
+    # label smoothing eps: adds (eps / C) sum_c w_c (-log p_c) per kept row, over the same 4
+    smooth = losses.CrossEntropyLoss(weight=[1.0, 3.0], ignore_index=7, label_smoothing=0.5)
+    expected = (0.5 * 4 * math.log(2) + 0.25 * 2 * 4 * math.log(2)) / 4
+    assert smooth(logits, target) == pytest.approx(expected, rel=1e-15)
+
+
+def test_cross_entropy_with_every_row_ignored_is_nan_with_zero_gradient_as_in_torch():
+    loss = losses.CrossEntropyLoss(label_smoothing=0.1)
+    assert math.isnan(loss(np.ones((2, 3)), np.array([-100, -100])))
+    np.testing.assert_array_equal(loss.backward(), np.zeros((2, 3)))
+    summed = losses.CrossEntropyLoss(reduction="sum")
+    assert summed(np.ones((2, 3)), np.array([-100, -100])) == 0.0
+
+
+def test_sum_and_none_relate_to_mean_by_hand():
+    pred = np.array([[1.0, 2.0], [3.0, -1.0]])
+    target = np.array([[0.0, 2.0], [1.0, 1.0]])
+    assert losses.MSELoss(reduction="sum")(pred, target) == 9.0
+    none = losses.MSELoss(reduction="none")
+    np.testing.assert_array_equal(none(pred, target), [[1.0, 0.0], [4.0, 4.0]])
+    # dL/dpred = 2 (pred - target) * dL/dloss, element by element
+    np.testing.assert_array_equal(
+        none.backward(np.array([[1.0, 5.0], [0.5, -2.0]])), [[2.0, 0.0], [2.0, 8.0]]
+    )
+
+
+def test_reduction_errors_are_clear():
+    with pytest.raises(
+        ValueError, match=r"MSELoss reduction must be one of 'mean', 'sum', 'none', got 'avg'"
+    ):
+        losses.MSELoss(reduction="avg")
+    none = losses.BCEWithLogitsLoss(reduction="none")
+    none(np.zeros((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"needs the upstream gradient dL/dloss of shape \(2, 3\)"):
+        none.backward()
+    with pytest.raises(ValueError, match=r"grad_out shape \(3,\) does not match the loss shape \(2, 3\)"):
+        none.backward(np.ones(3))
+    mean = losses.MSELoss()
+    mean(np.zeros((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"takes a scalar grad_out, got shape \(2, 3\)"):
+        mean.backward(np.ones((2, 3)))
+
+
+def test_cross_entropy_weight_and_ignore_index_errors():
+    with pytest.raises(ValueError, match=r"weight has 2 entries for 3 classes"):
+        losses.CrossEntropyLoss(weight=[1.0, 2.0])(np.zeros((2, 3)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"weight must be a 1-D array of finite numbers"):
+        losses.CrossEntropyLoss(weight=[[1.0, 2.0]])
+    with pytest.raises(TypeError, match=r"ignore_index must be an int, got 0.5"):
+        losses.CrossEntropyLoss(ignore_index=0.5)
+    # only the ignore_index may lie outside 0..C-1
+    loss = losses.CrossEntropyLoss(ignore_index=-1)
+    loss(np.zeros((2, 3)), np.array([-1, 2]))
+    with pytest.raises(ValueError, match=r"label -100 out of range for 3 classes"):
+        loss(np.zeros((2, 3)), np.array([-100, 2]))
+    assert repr(losses.CrossEntropyLoss(weight=[1, 2], ignore_index=0, reduction="sum")) == (
+        "CrossEntropyLoss(weight=[1.0, 2.0], ignore_index=0, reduction='sum', label_smoothing=0.0)"
+    )
+
+
+def test_twin_compare_passes_with_class_weights_and_ignored_targets(torch_or_skip):
+    from twinnet import nn, twin
+
+    rng = np.random.default_rng(5)
+    model = nn.Sequential(
+        nn.Linear(4, 6, dtype=F64, rng=rng), nn.Tanh(), nn.Linear(6, 3, dtype=F64, rng=rng)
+    )
+    x = rng.normal(size=(8, 4))
+    y = np.array([0, 2, -100, 1, 2, 0, -100, 1])
+    loss = losses.CrossEntropyLoss(weight=[1.0, 0.2, 4.0], label_smoothing=0.1)
+    assert twin.compare(model, loss, x, y).passed()
+    assert twin.compare(model, losses.MSELoss(reduction="sum"), x, rng.normal(size=(8, 3))).passed()

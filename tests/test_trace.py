@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -187,3 +188,159 @@ def test_bad_values_raise_value_error():
         trace(w1=[0.1, 0.2])
     with pytest.raises(ValueError, match="--x needs 2 numbers"):
         trace(x="1")
+
+
+# -- trace_network: the same walk for any small MLP (the studio's Backprop page) ----------
+
+from twinnet import nn  # noqa: E402
+from twinnet.experiments.trace_net import TraceError, torch_check, trace_network  # noqa: E402
+from twinnet.models import build_mlp  # noqa: E402
+
+
+def worked_model():
+    model = nn.Sequential(
+        nn.Linear(2, 2, dtype=np.float64), nn.Sigmoid(), nn.Linear(2, 1, dtype=np.float64), nn.Sigmoid()
+    )
+    model[0].weight.data[...] = [[0.1, 0.2], [0.3, 0.4]]
+    model[0].bias.data[...] = 0.0
+    model[2].weight.data[...] = [[0.5, 0.6]]
+    model[2].bias.data[...] = 0.0
+    return model
+
+
+def step_value(t: dict, phase: str, symbol: str):
+    hits = [s["value"] for s in t["steps"] if s["phase"] == phase and s["symbol"] == symbol]
+    assert len(hits) == 1, (phase, symbol, [s["symbol"] for s in t["steps"]])
+    return np.asarray(hits[0])
+
+
+def test_trace_network_gives_the_worked_example():
+    t = trace_network(worked_model(), [0.5, 0.1], [1.0], loss="half_squared", lr=0.1)
+    ref = hand_computed(**DEFAULT)
+    _, v = trace()
+    np.testing.assert_allclose(step_value(t, "forward", "z1"), ref["z1"], rtol=1e-12)
+    np.testing.assert_allclose(step_value(t, "forward", "a1"), ref["a1"], rtol=1e-12)
+    np.testing.assert_allclose(step_value(t, "forward", "y_hat"), [ref["y_hat"]], rtol=1e-12)
+    assert t["loss_value"] == pytest.approx(ref["loss"], rel=1e-12)
+    np.testing.assert_allclose(step_value(t, "backward", "delta2"), [ref["delta2"]], rtol=1e-12)
+    np.testing.assert_allclose(step_value(t, "backward", "delta1"), ref["delta1"], rtol=1e-12)
+    np.testing.assert_allclose(t["grads"]["W2"], [ref["dW2"]], rtol=1e-12)
+    np.testing.assert_allclose(t["grads"]["W1"], ref["dW1"], rtol=1e-12)
+    np.testing.assert_allclose(t["updated"]["W1"], ref["W1_new"], rtol=1e-12)
+    np.testing.assert_allclose(t["updated"]["W2"], [ref["W2_new"]], rtol=1e-12)
+    # the hand-checked figures of tests/test_worked_example.py, to 4 significant digits
+    assert float(f"{t['loss_value']:.4g}") == 0.06383
+    assert [[float(f"{g:.4g}") for g in row] for row in t["grads"]["W1"]] == [
+        [-0.005122, -0.001024], [-0.006098, -0.001220]]  # fmt: skip
+    # and exactly what `twinnet trace` computes
+    assert t["loss_after"] == pytest.approx(v["loss_after"], rel=1e-14)
+    np.testing.assert_allclose(t["grads"]["W1"], v["dL/dW1"], rtol=1e-14)
+    assert t["engine_vs_formula"] < 1e-15
+    formulas = {s["symbol"]: s["formula"] for s in t["steps"]}
+    assert formulas["z2"] == "W2 a1 + b2" and formulas["delta1"] == "dL/dz1 = dL/da1 * sigmoid'(z1)"
+    assert formulas["dL/dW1"] == "delta1 x^T" and formulas["sigmoid'(z1)"] == "a1 (1 - a1)"
+
+
+def numeric_grads(model, x, y, loss, eps=1e-6):
+    """Central differences of the loss, float64, for every weight and bias."""
+    out = {}
+    k = 0
+    for m in model:
+        if not isinstance(m, nn.Linear):
+            continue
+        k += 1
+        for name, p in (("W", m.weight), ("b", m.bias)):
+            g = np.zeros_like(p.data)
+            for i in np.ndindex(p.data.shape):
+                old = p.data[i]
+                p.data[i] = old + eps
+                up = trace_network(model, x, y, loss=loss, lr=0.0)["loss_value"]
+                p.data[i] = old - eps
+                down = trace_network(model, x, y, loss=loss, lr=0.0)["loss_value"]
+                p.data[i] = old
+                g[i] = (up - down) / (2 * eps)
+            out[f"{name}{k}"] = g
+    return out
+
+
+@pytest.mark.parametrize(
+    "activation, loss, sizes, y",
+    [
+        ("tanh", "half_squared", [3, 4, 2], [0.2, -0.4]),
+        ("relu", "mse", [2, 5, 3, 1], [0.7]),
+        ("gelu", "bce_logits", [2, 3, 3, 1], 1.0),
+        ("silu", "cross_entropy", [2, 4, 3], 2),
+        ("leaky_relu", "bce_logits", [1, 2, 1], 0.0),
+        ("gelu_tanh", "mse", [2, 8, 8, 1], [0.1]),
+        ("identity", "half_squared", [2, 3, 1], [1.5]),
+    ],
+)
+def test_trace_network_gradients_equal_finite_differences(activation, loss, sizes, y):
+    model = build_mlp(sizes, activation=activation, dtype=np.float64, rng=7)
+    x = np.random.default_rng(1).normal(size=sizes[0])
+    t = trace_network(model, x, y, loss=loss)
+    assert t["engine_vs_formula"] < 1e-14
+    num = numeric_grads(model, x, y, loss)
+    for name, g in num.items():
+        a = np.asarray(t["grads"][name])
+        assert np.linalg.norm(a - g) / (np.linalg.norm(a) + np.linalg.norm(g) + 1e-30) < 1e-7, name
+    # the phases come in order and every layer has its delta
+    phases = [s["phase"] for s in t["steps"]]
+    assert phases == sorted(phases, key=["forward", "loss", "backward", "update"].index)
+    assert {f"delta{k}" for k in range(1, len(sizes))} <= {s["symbol"] for s in t["steps"]}
+
+
+@pytest.mark.parametrize("loss, y", [("half_squared", [0.3]), ("bce_logits", 1.0), ("mse", [0.3])])
+def test_torch_check_agrees_for_this_example(loss, y):
+    pytest.importorskip("torch", reason="PyTorch not installed (pip install twinnet[torch])")
+    model = build_mlp([2, 3, 3, 1], activation="tanh", dtype=np.float64, rng=2)
+    c = torch_check(model, [0.4, -1.2], y, loss=loss)
+    assert c["available"] and c["max_abs_diff"] < 1e-12
+    assert set(c["diffs"]) == {"output", "loss", "W1", "b1", "W2", "b2", "W3", "b3"}
+
+
+def test_trace_network_refuses_what_it_cannot_show():
+    with pytest.raises(TraceError, match="up to 8 units a layer, got layers \\[2, 9, 1\\]"):
+        trace_network(build_mlp([2, 9, 1], dtype=np.float64), [0, 0], [1.0])
+    with pytest.raises(TraceError, match="got BatchNorm1d at position 1"):
+        trace_network(build_mlp([2, 3, 1], norm="batch", dtype=np.float64), [0, 0], [1.0])
+    with pytest.raises(TraceError, match="x must be 2 finite numbers"):
+        trace_network(worked_model(), [0.5], [1.0])
+    with pytest.raises(TraceError, match="y must be a class index 0..2"):
+        trace_network(build_mlp([2, 3, 3], dtype=np.float64), [0, 0], 3, loss="cross_entropy")
+    with pytest.raises(TraceError, match="loss bce_logits takes logits"):
+        trace_network(worked_model(), [0.5, 0.1], 1.0, loss="bce_logits")
+    with pytest.raises(TraceError, match="float64"):
+        trace_network(build_mlp([2, 3, 1]), [0, 0], [1.0])
+
+
+def test_cli_traces_a_deeper_network(capsys):
+    # 2-3-2-1 sigmoid, pattern weights: W1 = [[.1,.2],[.3,.4],[.5,.6]], W2 = [[.1,.2,.3],[.4,.5,.6]], W3 = [[.1,.2]]
+    assert main(["trace", "--sizes", "2-3-2-1"]) == 0
+    out = capsys.readouterr().out
+    s = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    x = np.array([0.5, 0.1])
+    W1, W2, W3 = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]), np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]), np.array([[0.1, 0.2]])
+    a1 = s(W1 @ x)
+    a2 = s(W2 @ a1)
+    y_hat = s(W3 @ a2)[0]
+    d3 = (y_hat - 1) * y_hat * (1 - y_hat)
+    d2 = (W3[0] * d3) * a2 * (1 - a2)
+    d1 = (W2.T @ d2) * a1 * (1 - a1)
+    assert printed(out, "z1 = W1 x + b1") == [0.07, 0.19, 0.31]
+    assert printed(out, "y_hat = sigmoid(z3)") == pytest.approx(y_hat, rel=6e-4)
+    np.testing.assert_allclose(printed(out, "dL/dW3 = delta3 a2^T"), [d3 * a2], rtol=6e-4)
+    np.testing.assert_allclose(printed(out, "dL/dW2 = delta2 a1^T"), np.outer(d2, a1), rtol=6e-4)
+    np.testing.assert_allclose(printed(out, "dL/dW1 = delta1 x^T"), np.outer(d1, x), rtol=6e-4)
+    assert "Check: the engine's gradients equal the formulas" in out
+    assert main(["trace", "--sizes", "2-3-3-1", "--w1", "1,2"]) == 2
+    assert "--w1 is for inputs-hidden-1 networks" in capsys.readouterr().err
+    assert main(["trace", "--sizes", "2-9-1"]) == 2
+    assert "1..8 units" in capsys.readouterr().err
+
+
+def test_torch_check_says_why_without_torch(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    monkeypatch.delitem(sys.modules, "twinnet.twin", raising=False)
+    c = torch_check(worked_model(), [0.5, 0.1], [1.0])
+    assert c == {"available": False, "reason": "PyTorch is not installed (pip install 'twinnet[torch]')"}

@@ -189,6 +189,11 @@ def gradcheck(
         )
     if eps <= 0:
         raise ValueError(f"eps must be > 0, got {eps}")
+    if getattr(loss_fn, "reduction", "mean") == "none":
+        raise ValueError(
+            f"gradcheck needs a scalar loss; {type(loss_fn).__name__} has reduction='none' "
+            "(use 'mean' or 'sum')"
+        )
 
     rngs = _rngs_of(model)
     rng_states = [r.bit_generator.state for r in rngs]

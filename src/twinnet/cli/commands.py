@@ -147,6 +147,35 @@ def _digit_png(path: Path) -> np.ndarray:
     return img.reshape(1, 784)
 
 
+# the value of a white pixel in each image dataset's training data (what its scaler saw)
+PIXEL_MAX = {"mnist": 255.0, "fashion-mnist": 255.0, "digits": 16.0}
+PIXEL_CHOICES = ("auto", "1", "255", "16")
+
+
+def _to_training_pixels(x: np.ndarray, dataset: str, pixel_max: str, path: Path) -> np.ndarray:
+    """Pixels given in [0, 1] or in the training range (0-255; digits 0-16) -> the training range.
+
+    ``pixel_max`` says which value is white in the file; "auto": 1 when no value
+    exceeds 1 (a real image in 0-255 has brighter pixels than 1/255), otherwise the
+    training range. Values outside [0, white] are refused: they are no pixels of
+    that convention (inputs already standardised need --raw).
+    """
+    train_max = PIXEL_MAX[dataset]
+    if pixel_max not in PIXEL_CHOICES:
+        raise ValueError(f"--pixel-max must be one of {', '.join(PIXEL_CHOICES)}, got {pixel_max!r}")
+    lo, hi = float(x.min()), float(x.max())
+    white = (1.0 if hi <= 1.0 else train_max) if pixel_max == "auto" else float(pixel_max)
+    if lo < 0 or hi > white:
+        raise ValueError(
+            f"{path}: values from {lo:g} to {hi:g} are not {dataset} pixels in [0, {white:g}]"
+            f" (expected [0, 1] or [0, {train_max:g}]; already standardised inputs need --raw)"
+        )
+    if white != train_max:
+        print(f"twinnet: {path.name}: pixels read as [0, {white:g}], scaled to the training range"
+              f" [0, {train_max:g}]", file=sys.stderr)  # fmt: skip
+    return x * (train_max / white)
+
+
 def cmd_predict(args) -> int:
     from twinnet.data import apply_scaler
     from twinnet.train import metrics as M
@@ -157,6 +186,8 @@ def cmd_predict(args) -> int:
     scaler = json.loads(meta.get("scaler", "null"))
     classes = json.loads(meta.get("classes", "null"))
     x = _read_inputs(Path(args.file), config.layers[0], config.dataset in ("mnist", "fashion-mnist"))
+    if not args.raw and config.dataset in PIXEL_MAX and Path(args.file).suffix.lower() != ".png":
+        x = _to_training_pixels(x, config.dataset, getattr(args, "pixel_max", "auto"), Path(args.file))
     if not args.raw and scaler:
         x = apply_scaler(x, scaler)
     x = x.astype(np.dtype(config.dtype))
@@ -236,6 +267,12 @@ def cmd_experiment(args) -> int:
     from twinnet.experiments import run_experiment_command
 
     return run_experiment_command(args)
+
+
+def cmd_studio(args) -> int:
+    from twinnet.studio.cli import run_studio_command
+
+    return run_studio_command(args)
 
 
 def cmd_data(args) -> int:

@@ -32,11 +32,11 @@ def _int_list(text: str) -> list[int]:
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     """Flags that override config keys; None means 'not given'."""
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags override it)")
-    p.add_argument("--dataset", help="mnist (default), fashion-mnist, digits, click, xor, spirals, sine")
-    p.add_argument("--data-dir", help="folder holding the dataset's files (before $TWINNET_DATA and the cache)")
+    p.add_argument("--dataset", help="mnist (default), fashion-mnist, digits, click, click-book, xor, spirals, two-spirals, sine")
+    p.add_argument("--data-dir", help="folder holding the dataset's files, searched before $TWINNET_DATA and the cache; given, it must hold them")
     p.add_argument("--layers", type=_int_list, help="layer sizes, e.g. 784,512,256,10")
     p.add_argument("--activation", help="relu, leaky_relu, gelu, gelu_tanh, silu, tanh, sigmoid")
-    p.add_argument("--init", help="default (PyTorch's), auto, kaiming_uniform, kaiming_normal, xavier_uniform, ...")
+    p.add_argument("--init", help="default (PyTorch's), auto, kaiming_uniform, kaiming_normal, xavier_uniform, lecun_uniform, ...; append _fan_out to a kaiming/he/lecun name for mode=fan_out")
     p.add_argument("--norm", help="none, batch or layer")
     p.add_argument("--dropout", type=float, help="dropout probability after each hidden activation")
     p.add_argument("--optimizer", help=f"{', '.join(optim.OPTIMIZERS)} (default adam; list below)")
@@ -102,9 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="run folder")
     p.add_argument("--best", action="store_true", help="evaluate best.safetensors instead of model.safetensors")
 
-    p = sub.add_parser("predict", help="predict with a trained run: .npy, .csv or a digit .png")
+    p = sub.add_parser(
+        "predict",
+        help="predict with a trained run: .npy, .csv or a digit .png",
+        description="One line per example: index, predicted class, probability. Inputs are unscaled, "
+        "like the dataset's raw files; the run's training scaling is applied. Image runs (mnist, "
+        "fashion-mnist, digits) take pixels either in [0, 1] or in the raw range (0-255; digits 0-16): "
+        "a file whose values are all <= 1 is read as [0, 1] (say which with --pixel-max).",
+    )
     p.add_argument("dir", help="run folder")
-    p.add_argument("file", help="inputs: .npy or .csv (one example per row) or a .png image (MNIST runs)")
+    p.add_argument("file", help="inputs: .npy or .csv (one example per row, unscaled) or a .png image (MNIST runs)")
+    p.add_argument("--pixel-max", default="auto", help="image runs: the value of a white pixel in FILE: auto (default), 1, 255 or 16")
     p.add_argument("--raw", action="store_true", help="inputs are already scaled like the training data")
 
     p = sub.add_parser("gradcheck", help="check hand-written gradients against finite differences")
@@ -128,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--dtype", default="float64", help="float64 (tolerance 1e-10) or float32 (1e-5)")
+    p.add_argument("--dtype", default="float64", help="the model's dtype: float64 (default) or float32")
+    p.add_argument(
+        "--precision",
+        default="float64",
+        help="float64 (default): compare float64 copies, tolerance 1e-10 (proves the formulas); "
+        "model: compare in --dtype (float32: within 1e-5 or 4x torch's own float32 error)",
+    )
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("trace", help="print the forward and backward pass of the 2-2-1 worked example (or your own)")
@@ -154,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a few-seconds version")
     p.add_argument("--data-dir", help="folder holding MNIST (for the MNIST experiments)")
     p.add_argument("--mode", help="another way to run it, e.g. xor --mode book (--list shows the modes)")
+
+    p = sub.add_parser("studio", help="the live browser studio: playground, backprop, runs")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR", help="run folders to list (default ./runs)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
     p = sub.add_parser("data", help="dataset utilities")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")

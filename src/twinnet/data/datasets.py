@@ -209,6 +209,25 @@ class _Entry:
     make: Callable[..., dict]  # (rng, n_samples, data_dir, download) -> dict, see _assemble
 
 
+def _check_data_dir(name: str, data_dir) -> None:
+    """An explicit ``data_dir`` must exist and, for the IDX sets, hold the files itself or
+    in ``data_dir/NAME/``: a wrong path is an error, never a silent fall-back to
+    $TWINNET_DATA or the cache."""
+    d = Path(data_dir).expanduser()
+    if not d.is_dir():
+        raise DataError(f"data_dir {str(d)!r} does not exist or is not a folder")
+    if name not in download.REMOTE:
+        return  # generated or shipped with a library: no files to read
+    spec = download.REMOTE[name]
+    if not download.missing_files(d, spec) or ((d / name).is_dir() and not download.missing_files(d / name, spec)):
+        return
+    missing = download.missing_files(d, spec)
+    raise DataError(
+        f"dataset {name!r} not found in data_dir {str(d)!r}: missing {', '.join(missing)} "
+        f"(looked in {d} and {d / name}; .gz or raw IDX files)"
+    )
+
+
 def _make_idx(name: str) -> Callable[..., dict]:
     def make(rng, n_samples, data_dir, download_ok):
         folder, searched = download.locate(name, data_dir)
@@ -343,8 +362,9 @@ def load(
     Args:
         name: a registered name, or the path of a ``.npz`` file with arrays ``x``, ``y``
             (and optionally ``x_test``, ``y_test``), loaded with ``from_arrays``.
-        data_dir: folder with the dataset's files (MNIST-format sets), searched before
-            $TWINNET_DATA/<name>/ and the user cache.
+        data_dir: folder with the dataset's files (MNIST-format sets: in it or in
+            data_dir/<name>/), searched before $TWINNET_DATA/<name>/ and the user
+            cache. Given, it must exist and hold the files (DataError otherwise).
         seed: seeds the generation of synthetic data and the splits.
         val_fraction: fraction held out for validation; None: the dataset's default
             (0.1 of the 60000 MNIST training images; 0.2 for digits; 0.15 for the
@@ -379,6 +399,8 @@ def load(
     ):
         raise ValueError(f"n_samples must be a positive integer or None, got {n_samples!r}")
 
+    if data_dir is not None:
+        _check_data_dir(key, data_dir)
     gen_rng = np.random.default_rng([seed, 0xDA7A, 0])  # generation
     split_rng = np.random.default_rng([seed, 0xDA7A, 1])  # subsets and splits
     made = entry.make(gen_rng, n_samples, data_dir, download)

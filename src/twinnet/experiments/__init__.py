@@ -44,6 +44,7 @@ from twinnet.experiments import (
     overfitting,
     perceptron,
     symmetry,
+    translation_equivariance,
     universal_approximation,
     vanishing_gradients,
     xor,
@@ -69,6 +70,7 @@ _MODULES = (
     click_book,
     batch_size,
     overfitting,
+    translation_equivariance,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

@@ -175,7 +175,8 @@ def render(m: dict) -> str:
         "|---|---|",
         f"| text says | {TEXT_VAL_ACC:.4f} |",
         f"| its recipe, run (twinnet's layers, the same initial weights from `default_rng(42)`, "
-        f"the same batch order from `default_rng(43)`, the same SGD steps) | {m['val_acc_run']:.4f} |",
+        f"the same batch order from `default_rng(43)`, the same SGD steps; the tests check it "
+        f"against the chapter's `NumpyMLP.train` run as printed) | {m['val_acc_run']:.4f} |",
         f"| Bayes-optimal rule p(x) > 0.5 on the same 1,500 validation rows | {m['bayes_val_acc']:.4f} |",
         f"| expected Bayes-optimal accuracy, mean(max(p, 1 - p)) | {m['bayes_val_expected']:.4f} |",
         "",

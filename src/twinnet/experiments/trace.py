@@ -20,6 +20,10 @@ units, one output) traces another network; weights not given default to the patt
 of the worked example (W1 = 0.1, 0.2, ... row by row, W2 = 0.5, 0.6, ..., b = 0).
 ``--explain W1[1,2]`` (1-based, as w12; also b1[i], W2[j], b2) writes one weight's
 gradient out as the chain-rule product, factor by factor, and its update.
+
+Deeper networks (``--sizes 2-3-3-1``, up to 5 hidden layers of up to 8 units) are traced
+by the general walk, :func:`twinnet.experiments.trace_net.trace_network` (the one the
+studio's Backprop page shows), with pattern weights (see ``trace_deep``).
 """
 
 from __future__ import annotations
@@ -54,21 +58,21 @@ MAX_UNITS = 8  # inputs or hidden units a trace prints legibly
 DEFAULT_X = (0.5, 0.1, 0.3, 0.2)  # cycled for more inputs
 
 
-def parse_sizes(sizes: str | Sequence[int] | None) -> tuple[int, int]:
-    """``"2-2-1"`` -> (2, 2): inputs and hidden units; the output is one unit."""
+def all_sizes(sizes: str | Sequence[int] | None) -> list[int]:
+    """``"2-3-3-1"`` -> [2, 3, 3, 1]: inputs, 1 to 5 hidden layers of 1..MAX_UNITS units, one output."""
     if sizes is None:
-        return 2, 2
+        return [2, 2, 1]
     parts = sizes.replace(",", "-").split("-") if isinstance(sizes, str) else list(sizes)
     try:
         n = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"--sizes must look like 2-2-1 (inputs-hidden-1), got {sizes!r}") from None
-    if len(n) != 3 or n[2] != 1 or not all(1 <= k <= MAX_UNITS for k in n[:2]):
+        raise ValueError(f"--sizes must look like 2-2-1 (inputs-hidden-...-1), got {sizes!r}") from None
+    if not 3 <= len(n) <= 7 or n[-1] != 1 or not all(1 <= k <= MAX_UNITS for k in n):
         raise ValueError(
-            f"--sizes must be inputs-hidden-1 with 1..{MAX_UNITS} inputs and hidden units "
-            f"(e.g. 2-2-1 or 1-1-1), got {sizes!r}"
+            f"--sizes must be inputs-hidden-...-1 with 1 to 5 hidden layers of 1..{MAX_UNITS} units "
+            f"and one output (e.g. 2-2-1, 1-1-1 or 2-3-3-1), got {sizes!r}"
         )
-    return n[0], n[1]
+    return n
 
 
 def _defaults(n_in: int, n_h: int) -> dict:
@@ -134,7 +138,8 @@ def trace(
 
     ``w1`` is W1 row-major (4 numbers for 2-2-1: W1 is 2x2, row i feeds hidden unit i);
     ``w2`` has one number per hidden unit (W2 is 1xH). ``output``: the output unit's
-    activation (default: ``activation``; ``"linear"`` for none). ``sizes``: "N-H-1".
+    activation (default: ``activation``; ``"linear"`` for none). ``sizes``: "N-H-1", or
+    deeper ("2-3-3-1": the general walk, pattern weights, no ``w1``..``explain``).
     ``explain``: one parameter, e.g. "W1[1,2]", whose gradient is written out factor by
     factor. Raises ValueError on a wrong count, a non-number or an unknown name.
     """
@@ -145,7 +150,15 @@ def trace(
     output = output or activation
     if output not in OUTPUTS:
         raise ValueError(f"--output must be one of {', '.join(OUTPUTS)}, got {output!r}")
-    n_in, n_h = parse_sizes(sizes)
+    n = all_sizes(sizes)
+    if len(n) > 3:  # a deeper network: the general walk
+        from twinnet.experiments.trace_deep import trace_deep
+
+        given = [f for f, v in (("--w1", w1), ("--b1", b1), ("--w2", w2), ("--b2", b2), ("--explain", explain)) if v is not None]
+        if given:
+            raise ValueError(f"{given[0]} is for inputs-hidden-1 networks; {sizes} takes its weights from the pattern")
+        return trace_deep(n, x, y, activation, output, lr)
+    n_in, n_h = n[0], n[1]
     d = _defaults(n_in, n_h)
     w1_note = (" (W1 is 2x2, row-major: w11,w12,w21,w22)" if (n_in, n_h) == (2, 2)
                else f" (W1 is {n_h}x{n_in}, row-major: row i feeds hidden unit i)")  # fmt: skip

@@ -109,13 +109,21 @@ def kaiming_normal(
     return normal(shape, 0.0, std, rng, dtype)
 
 
-def lecun_normal(shape, rng=None, dtype=np.float32) -> np.ndarray:
-    """LeCun normal: N(0, 1/fan_in)."""
-    std = 1.0 / math.sqrt(_fan(shape, "fan_in"))
+def lecun_normal(shape, rng=None, dtype=np.float32, mode="fan_in") -> np.ndarray:
+    """LeCun normal: N(0, 1/fan), fan = fan_in by default (SELU's init)."""
+    std = 1.0 / math.sqrt(_fan(shape, mode))
     return normal(shape, 0.0, std, rng, dtype)
 
 
-# name accepted by Linear(init=...) -> function(shape, rng, dtype)
+def lecun_uniform(shape, rng=None, dtype=np.float32, mode="fan_in") -> np.ndarray:
+    """LeCun uniform: U(-a, a) with a = sqrt(3 / fan), so Var(W) = 1/fan (Keras' lecun_uniform)."""
+    bound = math.sqrt(3.0 / _fan(shape, mode))
+    return uniform(shape, -bound, bound, rng, dtype)
+
+
+# name accepted by Linear(init=...) -> function(shape, rng, dtype). The fans count as
+# fan_in unless the name ends in "_fan_out" (torch's mode="fan_out": the variance kept in
+# the backward pass, Var(W) = 2/fan_out for He), which is how the CLI's --init reaches it.
 WEIGHT_INITS = {
     # PyTorch's Linear default: kaiming_uniform with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     "default": lambda s, rng, dt: kaiming_uniform(s, a=math.sqrt(5), rng=rng, dtype=dt),
@@ -126,5 +134,21 @@ WEIGHT_INITS = {
     "he_uniform": lambda s, rng, dt: kaiming_uniform(s, nonlinearity="relu", rng=rng, dtype=dt),
     "he_normal": lambda s, rng, dt: kaiming_normal(s, nonlinearity="relu", rng=rng, dtype=dt),
     "lecun_normal": lambda s, rng, dt: lecun_normal(s, rng=rng, dtype=dt),
+    "lecun_uniform": lambda s, rng, dt: lecun_uniform(s, rng=rng, dtype=dt),
     "zeros": lambda s, rng, dt: zeros(s, dtype=dt),
+    # the same schemes with mode="fan_out"
+    "kaiming_uniform_fan_out": lambda s, rng, dt: kaiming_uniform(
+        s, mode="fan_out", nonlinearity="relu", rng=rng, dtype=dt
+    ),
+    "kaiming_normal_fan_out": lambda s, rng, dt: kaiming_normal(
+        s, mode="fan_out", nonlinearity="relu", rng=rng, dtype=dt
+    ),
+    "he_uniform_fan_out": lambda s, rng, dt: kaiming_uniform(
+        s, mode="fan_out", nonlinearity="relu", rng=rng, dtype=dt
+    ),
+    "he_normal_fan_out": lambda s, rng, dt: kaiming_normal(
+        s, mode="fan_out", nonlinearity="relu", rng=rng, dtype=dt
+    ),
+    "lecun_normal_fan_out": lambda s, rng, dt: lecun_normal(s, mode="fan_out", rng=rng, dtype=dt),
+    "lecun_uniform_fan_out": lambda s, rng, dt: lecun_uniform(s, mode="fan_out", rng=rng, dtype=dt),
 }

@@ -12,6 +12,18 @@ from twinnet.nn.module import Module, check_cached, check_grad, check_input
 from twinnet.nn.parameter import Parameter
 
 
+def as_rng(rng, owner: str) -> np.random.Generator:
+    """``rng`` as a Generator: a Generator is used as is, an int seeds a new one, None
+    draws fresh entropy (as ``Dropout`` and ``build_mlp`` accept)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, int | np.integer) and not isinstance(rng, bool) and rng >= 0):
+        return np.random.default_rng(rng)
+    raise TypeError(
+        f"{owner} rng must be a numpy Generator, an int seed >= 0 or None, got {rng!r}"
+    )
+
+
 class Linear(Module):
     """Affine map ``y = x @ W.T + b`` with ``W`` of shape (out_features, in_features).
 
@@ -21,11 +33,15 @@ class Linear(Module):
         init: weight initialisation; ``"default"`` is PyTorch's (Kaiming uniform with
             a=sqrt(5), i.e. U(-1/sqrt(in), 1/sqrt(in))), or one of ``"xavier_uniform"``,
             ``"xavier_normal"``, ``"kaiming_uniform"``/``"he_uniform"``,
-            ``"kaiming_normal"``/``"he_normal"``, ``"lecun_normal"``, ``"zeros"``, or a
-            callable ``(shape, rng, dtype) -> array``. The bias starts as PyTorch's
+            ``"kaiming_normal"``/``"he_normal"``, ``"lecun_normal"``, ``"lecun_uniform"``,
+            ``"zeros"`` (the full list is ``nn.init.WEIGHT_INITS``), or a callable
+            ``(shape, rng, dtype) -> array``. The He and LeCun names scale by fan_in;
+            append ``"_fan_out"`` (``"he_normal_fan_out"``, ``"lecun_uniform_fan_out"``, ...)
+            for torch's ``mode="fan_out"``. The bias starts as PyTorch's
             U(-1/sqrt(in), 1/sqrt(in)) with ``"default"`` and at zero otherwise.
         dtype: np.float32 (default) or np.float64.
-        rng: ``np.random.Generator`` for the initial values (seed it for repeatable runs).
+        rng: ``np.random.Generator`` or an int seed for the initial values (seed it for
+            repeatable runs; None draws fresh entropy).
 
     Shapes: input (B, in_features) -> output (B, out_features).
 
@@ -42,7 +58,7 @@ class Linear(Module):
         bias: bool = True,
         init: str | Callable = "default",
         dtype=np.float32,
-        rng: np.random.Generator | None = None,
+        rng: np.random.Generator | int | None = None,
     ):
         super().__init__()
         for label, size in (("in_features", in_features), ("out_features", out_features)):
@@ -55,7 +71,7 @@ class Linear(Module):
             raise ValueError(
                 f"unknown init {init!r}; expected one of {sorted(nninit.WEIGHT_INITS)} or a callable"
             )
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_rng(rng, "Linear")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")

@@ -227,10 +227,25 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        for layer in reversed(self._modules.values()):
-            grad_out = layer.backward(grad_out)
-        return grad_out
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Run every layer's backward in reverse and return dL/d(input).
+
+        ``input_grad=False``: the caller needs no dL/d(input) (the input is the data), so
+        None is returned, and a first layer with an ``input_grad`` switch (``Linear``,
+        ``Conv2d``) skips that product for this call; parameter gradients are the same.
+        """
+        layers = list(self._modules.values())
+        first = layers[0] if layers and not input_grad and hasattr(layers[0], "input_grad") else None
+        was = first.input_grad if first is not None else None
+        if first is not None:
+            first.input_grad = False
+        try:
+            for layer in reversed(layers):
+                grad_out = layer.backward(grad_out)
+        finally:
+            if first is not None:
+                first.input_grad = was
+        return grad_out if input_grad else None
 
 
 def check_input(

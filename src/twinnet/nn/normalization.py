@@ -29,11 +29,11 @@ class BatchNorm1d(Module):
     ):
         super().__init__()
         if not isinstance(num_features, int | np.integer) or num_features < 1:
-            raise ValueError(f"BatchNorm1d num_features must be a positive integer, got {num_features!r}")
+            raise ValueError(f"{type(self).__name__} num_features must be a positive integer, got {num_features!r}")
         if eps <= 0:
-            raise ValueError(f"BatchNorm1d eps must be > 0, got {eps}")
+            raise ValueError(f"{type(self).__name__} eps must be > 0, got {eps}")
         if not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNorm1d momentum must be in [0, 1], got {momentum}")
+            raise ValueError(f"{type(self).__name__} momentum must be in [0, 1], got {momentum}")
         self.num_features = int(num_features)
         # the input must match the parameters' dtype; without any arrays, any float dtype works
         self.dtype = np.dtype(dtype) if affine or track_running_stats else None

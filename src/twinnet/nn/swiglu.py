@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from twinnet.nn.linear import Linear
+from twinnet.nn.linear import Linear, as_rng
 from twinnet.nn.module import Module, check_cached, check_grad, check_input
 
 
@@ -16,6 +16,7 @@ class SwiGLU(Module):
     SiLU-activated gate multiplies the ``up`` projection element by element, and
     ``down`` maps the product to ``out_features`` (default ``in_features``).
     Parameter names: ``gate.weight``, ``up.weight``, ``down.weight`` (and biases).
+    ``init``, ``dtype`` and ``rng`` (a Generator or an int seed) are as for ``Linear``.
 
     Shapes: (B, in_features) -> (B, out_features).
     """
@@ -28,10 +29,10 @@ class SwiGLU(Module):
         bias: bool = True,
         init="default",
         dtype=np.float32,
-        rng: np.random.Generator | None = None,
+        rng: np.random.Generator | int | None = None,
     ):
         super().__init__()
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_rng(rng, "SwiGLU")  # one generator draws the three layers in turn
         out_features = in_features if out_features is None else out_features
         self.in_features, self.hidden_features, self.out_features = (
             in_features,

@@ -8,13 +8,16 @@ from twinnet import losses
 from twinnet.config import OPTIMIZERS, TrainConfig
 from twinnet.models import build_mlp
 from twinnet.train.setup import make_optimizer
-from twinnet.twin.compare import compare
+from twinnet.twin.compare import PRECISIONS, compare
 
 
 def run_twin_command(args) -> int:
     """Exit 0 when every quantity agrees within the dtype's tolerance, 1 otherwise."""
     if args.dtype not in ("float32", "float64"):
         raise ValueError(f"--dtype must be float32 or float64, got {args.dtype!r}")
+    precision = getattr(args, "precision", "float64")
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be float64 or model, got {precision!r}")
     if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
         raise ValueError(
             f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {args.optimizer!r}"
@@ -43,10 +46,14 @@ def run_twin_command(args) -> int:
     if args.optimizer is not None:
         config = TrainConfig(optimizer=args.optimizer, lr=args.lr, layers=list(args.layers))
         optimizer = make_optimizer(config, model)
-    report = compare(model, loss_fn, x, y, optimizer=optimizer, steps=args.steps)
+    report = compare(model, loss_fn, x, y, optimizer=optimizer, steps=args.steps, precision=precision)
     what = f"{args.optimizer} x {args.steps} steps" if args.steps else "one forward/backward"
+    if precision == "float64" and dtype != np.float64:
+        how = f"model built in {args.dtype}, compared as float64 copies (proves the formulas; --precision model compares {args.dtype} rounding)"
+    else:
+        how = f"compared in {args.dtype}"
     print(
-        f"twin: {args.layers} {args.activation} MLP, {type(loss_fn).__name__}, {args.dtype}, batch {args.batch_size}, {what}"
+        f"twin: {args.layers} {args.activation} MLP, {type(loss_fn).__name__}, batch {args.batch_size}, {what}; {how}"
     )
     print(report)
     return 0 if report.passed() else 1

@@ -9,7 +9,11 @@ No tensor needs a transpose or a rename, because the engine follows PyTorch's la
 the arrays are copied bit for bit, in their own dtype (float32 stays float32, float64
 stays float64).
 
-Containers (``Sequential``, ``SwiGLU``) are converted child by child under the same
+The rows of the convolutional layers live in :mod:`twinnet.twin.convert_conv`
+(``CONV_RULES``, spliced into the table); the row type and the dtype maps in
+:mod:`twinnet.twin.rules`.
+
+Containers (``Sequential``, ``SwiGLU``, ``Residual``) are converted child by child under the same
 names, so ``state_dict`` keys agree on both sides. The training flag of every module
 is mirrored.
 """
@@ -17,7 +21,7 @@ is mirrored.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,24 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from twinnet import losses, nn
-
-_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-_NP_DTYPES = {t: n for n, t in _DTYPES.items()}
-
-
-def torch_dtype(dtype) -> torch.dtype:
-    """The torch dtype of a NumPy float dtype (float32 or float64 only)."""
-    dtype = np.dtype(dtype)
-    if dtype not in _DTYPES:
-        raise TypeError(f"the twin supports float32 and float64 tensors, got {dtype}")
-    return _DTYPES[dtype]
-
-
-def numpy_dtype(dtype: torch.dtype) -> np.dtype:
-    """The NumPy dtype of a torch float dtype (float32 or float64 only)."""
-    if dtype not in _NP_DTYPES:
-        raise TypeError(f"the twin supports float32 and float64 tensors, got {dtype}")
-    return _NP_DTYPES[dtype]
+from twinnet.twin.convert_conv import CONV_RULES
+from twinnet.twin.rules import (
+    LayerRule,
+    _np_dtype_of,
+    _params_dtype,
+    _plain,
+    numpy_dtype,
+    torch_dtype,
+)
 
 
 class TorchSwiGLU(torch.nn.Module):
@@ -76,23 +71,6 @@ class TorchSwiGLU(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(F.silu(self.gate(x)) * self.up(x))
-
-
-def _params_dtype(module, names: tuple[str, ...], default=torch.float32):
-    """dtype of the first of ``names`` that ``module`` has (torch or twinnet)."""
-    for name in names:
-        value = getattr(module, name, None)
-        if isinstance(value, torch.Tensor):
-            return value.dtype
-        if isinstance(value, nn.Parameter):
-            return torch_dtype(value.dtype)
-        if isinstance(value, np.ndarray):
-            return torch_dtype(value.dtype)
-    return default
-
-
-def _np_dtype_of(t: torch.nn.Module, names: tuple[str, ...]) -> np.dtype:
-    return numpy_dtype(_params_dtype(t, names))
 
 
 def _torch_linear(m: nn.Linear, _children) -> torch.nn.Linear:
@@ -181,37 +159,6 @@ def _our_softmax(t: torch.nn.Softmax, _children) -> nn.Softmax:
     return nn.Softmax(dim=-1 if t.dim is None else t.dim)
 
 
-@dataclass(frozen=True)
-class LayerRule:
-    """One row of the conversion table.
-
-    ``make_torch(layer, torch_children)`` and ``make_ours(module, our_children)`` build
-    the counterpart (children already converted, keyed by name); ``tensors`` are the
-    layer's own parameters and buffers, copied after building (optional ones, such as
-    a missing bias, must be missing on both sides). ``renames`` maps our tensor name to
-    torch's where they differ (none do today).
-    """
-
-    ours: type
-    theirs: type
-    make_torch: Callable[[Any, dict], torch.nn.Module]
-    make_ours: Callable[[Any, dict], nn.Module]
-    tensors: tuple[str, ...] = ()
-    renames: dict[str, str] = field(default_factory=dict)
-
-
-def _plain(ours: type, theirs: type, *attrs: str) -> tuple[Callable, Callable]:
-    """Builders for a layer whose only state is constructor attributes named alike."""
-
-    def make_torch(m, _children):
-        return theirs(**{a: getattr(m, a) for a in attrs})
-
-    def make_ours(t, _children):
-        return ours(**{a: getattr(t, a) for a in attrs})
-
-    return make_torch, make_ours
-
-
 LAYER_TABLE: tuple[LayerRule, ...] = (
     LayerRule(nn.Linear, torch.nn.Linear, _torch_linear, _our_linear, ("weight", "bias")),
     LayerRule(nn.Sigmoid, torch.nn.Sigmoid, *_plain(nn.Sigmoid, torch.nn.Sigmoid)),
@@ -248,6 +195,7 @@ LAYER_TABLE: tuple[LayerRule, ...] = (
         lambda m, ch: TorchSwiGLU(ch["gate"], ch["up"], ch["down"]),
         _our_swiglu,
     ),
+    *CONV_RULES,  # Conv2d, pooling, Flatten, BatchNorm2d, Residual: twin/convert_conv.py
     LayerRule(
         nn.Sequential,
         torch.nn.Sequential,
@@ -354,7 +302,7 @@ def from_torch(module: torch.nn.Module) -> nn.Module:
     Weights, buffers and training flags are copied exactly; the dtype is kept. A
     ``torch.nn.Sequential`` with named children (an OrderedDict) becomes an
     ``nn.Sequential`` whose children are numbered, as twinnet's always are.
-    Raises TypeError naming an unsupported layer (e.g. ``Conv2d``) and listing the
+    Raises TypeError naming an unsupported layer (e.g. ``Conv1d``) and listing the
     supported ones.
     """
     if not isinstance(module, torch.nn.Module):
@@ -391,18 +339,27 @@ def _torch_bce_logits(loss: losses.BCEWithLogitsLoss, dtype: torch.dtype):
     if loss.pos_weight is not None:
         # the engine casts pos_weight to the prediction's dtype; so does the twin
         pos_weight = torch.from_numpy(np.asarray(loss.pos_weight, dtype=numpy_dtype(dtype)))
-    return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction=loss.reduction)
+
+
+def _torch_cross_entropy(loss: losses.CrossEntropyLoss, dtype: torch.dtype):
+    weight = None
+    if loss.weight is not None:
+        # the engine casts the class weights to the prediction's dtype; so does the twin
+        weight = torch.from_numpy(np.asarray(loss.weight, dtype=numpy_dtype(dtype)))
+    return torch.nn.CrossEntropyLoss(
+        weight=weight,
+        ignore_index=loss.ignore_index,
+        reduction=loss.reduction,
+        label_smoothing=loss.label_smoothing,
+    )
 
 
 LOSS_TABLE: tuple[LossRule, ...] = (
-    LossRule(losses.MSELoss, lambda loss, dtype: torch.nn.MSELoss(), False),
-    LossRule(losses.BCELoss, lambda loss, dtype: torch.nn.BCELoss(), False),
+    LossRule(losses.MSELoss, lambda loss, dtype: torch.nn.MSELoss(reduction=loss.reduction), False),
+    LossRule(losses.BCELoss, lambda loss, dtype: torch.nn.BCELoss(reduction=loss.reduction), False),
     LossRule(losses.BCEWithLogitsLoss, _torch_bce_logits, False),
-    LossRule(
-        losses.CrossEntropyLoss,
-        lambda loss, dtype: torch.nn.CrossEntropyLoss(label_smoothing=loss.label_smoothing),
-        True,
-    ),
+    LossRule(losses.CrossEntropyLoss, _torch_cross_entropy, True),
 )
 _LOSS_BY_OURS = {rule.ours: rule for rule in LOSS_TABLE}
 
@@ -418,9 +375,11 @@ def _loss_rule(loss_fn) -> LossRule:
 
 
 def loss_to_torch(loss_fn: losses.Loss, dtype=torch.float32) -> torch.nn.Module:
-    """The torch twin of a twinnet loss (mean reduction), for predictions of ``dtype``.
+    """The torch twin of a twinnet loss (same reduction, class weights, ignore_index and
+    label smoothing), for predictions of ``dtype``.
 
-    ``dtype`` (torch or NumPy) matters only for tensors inside the loss (``pos_weight``).
+    ``dtype`` (torch or NumPy) matters only for tensors inside the loss (``pos_weight``,
+    CrossEntropyLoss's ``weight``).
     """
     if not isinstance(dtype, torch.dtype):
         dtype = torch_dtype(dtype)

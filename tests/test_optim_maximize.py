@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from test_optim import NO_TORCH, X0, A, B, quad_grad
 from twinnet import optim
 from twinnet.nn.parameter import Parameter
 from twinnet.optim import fused
-
-from test_optim import NO_TORCH, X0, A, B, quad_grad
 
 CONFIGS = [
     ("SGD", dict(lr=0.05)),

@@ -119,8 +119,12 @@ def test_unknown_state_entry_is_refused_on_load():
 
 
 def test_config_checks_with_the_optimizer_table():
-    with pytest.raises(ConfigError, match=r"config key 'lr': lr must be >= 0, got -0.1"):
-        TrainConfig(lr=-0.1)
+    with pytest.raises(ConfigError, match=r"config key 'lr': expected a number > 0, got -0.1"):
+        TrainConfig(lr=-0.1)  # the run's own policy, stricter than the optimiser's lr >= 0
+    with pytest.raises(ConfigError, match=r"config key 'lr': expected a finite number, got 'x'"):
+        TrainConfig(lr="x")
+    with pytest.raises(ConfigError, match=r"config key 'momentum': momentum must be >= 0, got -1"):
+        TrainConfig(optimizer="nesterov", momentum=-1.0)
     with pytest.raises(ConfigError, match=r"config key 'weight_decay': weight_decay must be >= 0"):
         TrainConfig(optimizer="adamw", weight_decay=-1.0)
     with pytest.raises(ConfigError, match=r"config key 'lr': expected a finite number"):

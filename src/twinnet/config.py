@@ -90,6 +90,8 @@ class TrainConfig:
         need(_choice(self.norm, NORMS), "norm", f"one of {list(NORMS)}")
         need(_number(self.dropout) and 0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
         need(_choice(self.optimizer, OPTIMIZERS), "optimizer", f"one of {list(OPTIMIZERS)}")
+        # a run's policy on top of the optimiser's rule (lr >= 0): lr 0 would train nothing
+        need(not _number(self.lr) or self.lr > 0, "lr", "a number > 0")
         self._check_optimizer_keys()
         need(_choice(self.schedule, SCHEDULES), "schedule", f"one of {list(SCHEDULES)}")
         need(_integer(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")

@@ -123,3 +123,23 @@ def test_assigned_weights_are_checked_and_used_by_predict(data):
     reg.coefs_ = [np.zeros((6, 4)), np.zeros((4, 1))]
     with pytest.raises(ValueError, match=r"coefs_\[0\] has shape \(6, 4\), layer 0 needs \(6, 3\)"):
         reg.predict(X)
+
+
+def test_regressor_default_init_is_scikit_learns(data):
+    """init="auto" of the regressor is scikit-learn's Glorot init (benchmarks/sklearn_init.md);
+    the classifier's stays He for ReLU."""
+    X, y = data
+    kw = dict(hidden_layer_sizes=(5,), max_iter=1, random_state=0, learning_rate_init=1e-9)
+    with pytest.warns(Warning):
+        auto = MLPRegressor(**kw).fit(X, y.astype(float))
+    with pytest.warns(Warning):
+        glorot = MLPRegressor(init="sklearn", **kw).fit(X, y.astype(float))
+    for a, b in zip(auto.coefs_ + auto.intercepts_, glorot.coefs_ + glorot.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    bound = np.sqrt(6.0 / (5 + 1))
+    assert np.abs(auto.coefs_[1]).max() <= bound and np.abs(auto.intercepts_[1]).max() > 0
+    with pytest.warns(Warning):
+        clf = MLPClassifier(**kw).fit(X, y)
+    with pytest.warns(Warning):
+        he = MLPClassifier(init="kaiming_uniform", **kw).fit(X, y)
+    np.testing.assert_array_equal(clf.coefs_[0], he.coefs_[0])

@@ -3,8 +3,9 @@ bare matrix products, each contender in its own process (issue 19).
 
     python benchmarks/user_loop.py            # the full table (about 15 minutes); README section
     python benchmarks/user_loop.py --quick    # a few seconds: every contender runs, printed only
-    python benchmarks/user_loop.py --no-numba # twinnet without numba only (TWINNET_FUSED=0)
-    python benchmarks/user_loop.py --cost     # the cost curve: samples/s and peak RSS by width, depth
+    python benchmarks/user_loop.py --no-numba # twinnet without numba only (TWINNET_FUSED=0), printed
+    python benchmarks/user_loop.py --cost     # the cost curve: samples/s and peak RSS by width, depth;
+                                              # its own README section
 
 Contenders (ReLU MLP, Adam lr 1e-3, float32, the same MNIST batches from TWINNET_DATA:
 one fixed shuffle of the first 20,000 training images, then consecutive slices):
@@ -65,7 +66,10 @@ CONTENDERS = {
     "NumPy loop": ("numpy", {}),
     "products": ("products", {}),
 }
-BEGIN, END = "<!-- benchmarks/user_loop.py: begin -->", "<!-- benchmarks/user_loop.py: end -->"
+MARKERS = {  # the README sections this script writes, each between its two markers
+    "table": ("<!-- benchmarks/user_loop.py: begin -->", "<!-- benchmarks/user_loop.py: end -->"),
+    "cost": ("<!-- benchmarks/user_loop.py --cost: begin -->", "<!-- benchmarks/user_loop.py --cost: end -->"),
+}
 
 
 # -- the data: the same batches for everyone ------------------------------------------------
@@ -292,10 +296,13 @@ def worker(kind: str, n_samples: int) -> None:
         if key not in runs:
             runs[key] = KINDS[kind](req["layers"], x, y, req["batch"])
         run, steps = runs[key], req["steps"]
-        run(max(2, steps // 10))  # warm: caches, threads, first-call allocations
-        t = time.perf_counter()
+        run(max(1, steps // 10))  # warm: caches, threads, first-call allocations
+        t, cpu = time.perf_counter(), time.process_time()
         run(steps)
         out["rate"] = steps * req["batch"] / (time.perf_counter() - t)
+        # samples per CPU-second of all this process's threads: what a step costs in work,
+        # steadier than wall time on a shared machine (but spinning BLAS threads count)
+        out["cpu_rate"] = steps * req["batch"] / max(time.process_time() - cpu, 1e-9)
         if kind == "products" and req.get("bandwidth"):
             out["bandwidth"] = bandwidth()
         if req.get("fresh") and "base_mb" in out:
@@ -326,8 +333,8 @@ class Worker:
 
 
 def steps_for(layers, batch, budget: float) -> int:
-    """Steps per timing: about ``budget`` flops (6 per weight per sample), 5 to 300."""
-    return int(min(300, max(5, budget / (6 * batch * n_params(layers)))))
+    """Steps per timing: about ``budget`` flops (6 per weight per sample), 3 to 300."""
+    return int(min(300, max(3, budget / (6 * batch * n_params(layers)))))
 
 
 def measure(ask, names, configs, rounds, budget, pause=0.2, fresh=False, seed=0) -> dict:
@@ -345,7 +352,8 @@ def measure(ask, names, configs, rounds, budget, pause=0.2, fresh=False, seed=0)
                 if name == "products" and batch == 32:
                     req["bandwidth"] = True
                 results[c][name].append(ask(name, **req))
-        print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+            rates = {n: round(v[-1]["rate"]) for n, v in results[c].items()}
+            print(f"round {r + 1}/{rounds} {c}: {rates}", file=sys.stderr, flush=True)
     return results
 
 
@@ -366,13 +374,25 @@ def summarise(per_round: dict, layers, batch) -> dict:
     row = {"rates": {n: round(statistics.median(r)) for n, r in rates.items()}, "ratios": {}}
     if "products" in per_round and "roofline" in rates:
         row["bandwidth_gb_s"] = round(statistics.median(bw) / 1e9, 1)
+    cpu = {n: [r["cpu_rate"] for r in rs] for n, rs in per_round.items() if all("cpu_rate" in r for r in rs)}
+    row["cpu_ratios"] = {}
     for ours in rates:
         if not ours.startswith(("twinnet", "Trainer")):
             continue
         for other in ("PyTorch", "products", "roofline", "NumPy loop"):
             if other in rates:
                 row["ratios"][f"{ours} / {other}"] = median_ratio(rates[ours], rates[other])
+            if ours in cpu and other in cpu:
+                row["cpu_ratios"][f"{ours} / {other}"] = median_ratio(cpu[ours], cpu[other])
     return row
+
+
+def cpu_table(rows: dict, pairs: list[str]) -> list[str]:
+    """Markdown: ratios of samples per CPU-second (all threads of each process)."""
+    lines = ["| model | batch | " + " | ".join(pairs) + " |", "|---|" + "---:|" * (len(pairs) + 1)]
+    for (model, batch), row in rows.items():
+        lines.append(f"| {model} | {batch} | " + " | ".join(fmt_ratio(row["cpu_ratios"].get(p)) for p in pairs) + " |")
+    return lines
 
 
 def fmt_ratio(r) -> str:
@@ -440,12 +460,14 @@ def machine() -> str:
             f"NumPy {np.__version__}{torch_v}; load average {load:.1f} when the run began")
 
 
-def write_readme(section: list[str], readme: Path = HERE / "README.md") -> None:
-    """Put the section between its markers in the README (replacing the old one)."""
+def write_readme(section: list[str], kind: str = "table", readme: Path = HERE / "README.md") -> None:
+    """Put the section between its markers (``MARKERS[kind]``) in the README, replacing the
+    old one; written atomically."""
+    begin, end = MARKERS[kind]
     old = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    block = "\n".join([BEGIN, *section, END])
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    block = "\n".join([begin, *section, end])
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
     tmp = readme.with_suffix(".md.tmp")
@@ -459,6 +481,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-numba", action="store_true", help="twinnet without numba only")
     ap.add_argument("--cost", action="store_true", help="the cost curve (width 256-8192, depth 2-16)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 5; cost curve 3)")
+    ap.add_argument("--budget", type=float, default=2e9,
+                    help="floating-point operations per timing (default 2e9: 0.05-0.5 s on a quiet 2-core machine)")
     ap.add_argument("--worker", choices=sorted(KINDS), help=argparse.SUPPRESS)
     ap.add_argument("--samples", type=int, default=N_SAMPLES, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -481,7 +505,7 @@ def main(argv=None) -> None:
         configs = {(m, b): (layers, b) for m, layers in models.items() for b in ((8, 32) if args.quick else BATCHES)}
     rounds = args.rounds or (2 if args.quick else 3 if args.cost else 5)
     n_samples = 2048 if args.quick else N_SAMPLES
-    budget = 1e7 if args.quick else 3e10
+    budget = 1e7 if args.quick else args.budget
     header = machine()
     print(header, file=sys.stderr)
     workers = {n: Worker(n, n_samples) for n in names}
@@ -497,6 +521,8 @@ def main(argv=None) -> None:
         rows = {c: summarise(results[c], *configs[c]) for c in configs}
         section = main_section(rows, names, rounds, header)
     print("\n".join(section))
+    if not args.quick and not args.no_numba:
+        write_readme(section, "cost" if args.cost else "table")
     if not args.quick:
         (HERE / ("user_loop_cost.json" if args.cost else "user_loop.json")).write_text(
             json.dumps({"machine": header, "rounds": rounds, "results": {str(k): v for k, v in results.items()}}, indent=1))
@@ -515,6 +541,11 @@ def main_section(rows, names, rounds, header) -> list[str]:
                [n for n in ("PyTorch", "NumPy loop", "products", "roofline") if n in names or n == "roofline"]), "",
         "Without numba (`TWINNET_FUSED=0`: Adam's update as NumPy passes), the same rounds:", "",
         *table(rows, [n for n in ("twinnet loop (no numba)", "Trainer.fit (no numba)") if n in names], []), "",
+        "Samples per CPU-second (user + system time of all the process's threads) instead of per",
+        "second: the work a step costs, which a loaded machine disturbs less than wall time (a",
+        "BLAS or OpenMP thread that spins while waiting counts as work here):", "",
+        *cpu_table(rows, [f"{o} / {x}" for o in ("twinnet loop", "Trainer.fit") if o in names
+                          for x in ("PyTorch", "products")]), "",
     ]
 
 

@@ -168,8 +168,11 @@ def test_products_count_and_parameters(user_loop):
 def test_readme_section_is_replaced_not_duplicated(user_loop, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# Benchmarks\n\nother\n")
-    user_loop.write_readme(["## first", "a"], readme)
-    user_loop.write_readme(["## second", "b"], readme)
+    user_loop.write_readme(["## first", "a"], "table", readme)
+    user_loop.write_readme(["### curve", "c"], "cost", readme)
+    user_loop.write_readme(["## second", "b"], "table", readme)
     text = readme.read_text()
-    assert text.count(user_loop.BEGIN) == 1 and "## second" in text and "## first" not in text
+    begin, _ = user_loop.MARKERS["table"]
+    assert text.count(begin) == 1 and "## second" in text and "## first" not in text
+    assert "### curve" in text  # the other section is kept
     assert text.startswith("# Benchmarks\n\nother\n")

@@ -601,6 +601,7 @@ KEYS = mostly(
 )
 GOOD_VALUES = {
     "dataset": st.sampled_from(["mnist", "spirals", "x.npz"]), "data_dir": st.sampled_from([None, "/data"]),
+    "model": st.sampled_from(["mlp", "cnn", "lenet"]),
     "layers": st.lists(st.integers(1, 900), min_size=2, max_size=4), "activation": st.sampled_from(["relu", "gelu", "tanh"]),
     "init": st.sampled_from(["default", "auto", "he_normal"]), "norm": st.sampled_from(["none", "batch", "layer"]),
     "dropout": st.floats(0, 0.99), "optimizer": st.sampled_from(["sgd", "adamw", "nesterov"]), "lr": st.floats(1e-6, 10),

@@ -7,6 +7,8 @@
 - ``notebooks/exercises.ipynb`` (the unsolved stubs) executes, and all ten checks report
   wrong, as they must before the learner writes anything.
 - The checks in ``notebooks/_checks.py`` catch typical mistakes with the right hint.
+- ``notebooks/convolution.ipynb`` executes: its unsolved exercises report "not yet", its
+  solutions "right", and a typical mistake "wrong".
 
 The kernel runs this interpreter (``sys.executable``) through a kernelspec written to a
 temporary folder, whatever kernels the machine has installed. Needs the ``docs`` extra
@@ -144,6 +146,22 @@ def test_unsolved_exercises_fail_every_check(kernel_env):
     assert len(res) == EXERCISES
     assert all(not r["ok"] for r in res.values()), res
     assert all(r["message"].startswith("wrong: ") for r in res.values())
+
+
+@needs_jupyter
+def test_convolution_notebook_runs_and_its_checks_can_fail(kernel_env):
+    nb = run_notebook("convolution.ipynb")
+    text = stream_text(nb)
+    assert "max |Conv2d - loops| = 0.0" in text and "gradcheck (stride 2, padding 1, groups 2): PASSED" in text
+    assert images(nb) >= 1  # the filters of the trained CNN
+    if importlib.util.find_spec("torch") is not None:
+        assert "twin check LeNet-5: PASSED" in text
+    res = results(nb)  # {name: message}
+    assert [res[f"exercise {i}"] for i in range(1, 6)] == ["not yet: write the function above"] * 5
+    assert [res[f"solution {i}"] for i in range(1, 6)] == ["right"] * 5
+    assert res["mistake 5"].startswith("wrong: ")  # a typical mistake is caught
+    committed = _load_notebook_json("convolution.ipynb")  # committed without outputs
+    assert all(not c.get("outputs") for c in committed["cells"] if c["cell_type"] == "code")
 
 
 def _load_notebook_json(name: str) -> dict:

@@ -323,3 +323,105 @@ def test_saturation_collapse_and_non_finite_findings():
 
 def test_findings_of_a_folder_without_diagnostics_is_empty(tmp_path):
     assert findings(tmp_path) == []
+
+
+# -- one rule for the findings and the per-layer table (issue 15.5) ------------------------
+def red_layers(rows) -> set[str]:
+    """Labels of the table rows that have a red cell."""
+    from twinnet.diagnostics.report import _layer_section
+
+    html_table = _layer_section(rows)
+    out = set()
+    for tr in re.findall(r"<tr>(.*?)</tr>", html_table, re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", tr)
+        if cells and 'class="num bad"' in tr:
+            out.add(cells[0])
+    return out
+
+
+def cosine_ratio(s: int) -> float:
+    """An update ratio that follows a cosine schedule over 1000 steps down to lr ~ 0."""
+    return max(1e-3 * (1 + np.cos(np.pi * s / 1000)) / 2, 2.6e-7)
+
+
+def test_end_of_a_cosine_schedule_is_no_alarm_in_findings_or_table():
+    steps = [1, *range(50, 1001, 50)]
+    rows = rows_for(steps, {(layer, "weight_update_ratio"): cosine_ratio for layer in ("0", "2", "4")})
+    assert rows[-1]["value"] == pytest.approx(2.6e-7)  # the last record: far below 1e-5
+    assert findings(rows) == []
+    assert red_layers(rows) == set()  # was: every update ratio painted red
+    from twinnet.diagnostics.findings import judged_values
+
+    value, bad, how = judged_values(rows)[("0", "weight_update_ratio")]
+    assert not bad and how == "median of 20" and value == pytest.approx(np.median([cosine_ratio(s) for s in steps[1:]]))
+
+
+@pytest.mark.parametrize(
+    "values, rule",
+    [
+        ({("0", "weight_update_ratio"): lambda s: 3e-2, ("2", "weight_update_ratio"): lambda s: 1e-3}, "learning_rate_high"),
+        ({("2", "weight_update_ratio"): lambda s: 1e-7 if s > 1 else 1e-3}, "learning_rate_low"),
+        ({("1", "dead_fraction"): lambda s: 0.4}, "dead_units"),
+        ({("0", "weight_update_ratio"): lambda s: 1e-3 if s < 200 else 0.5}, None),  # median 1e-3, last 0.5
+    ],
+)
+def test_table_is_red_exactly_where_a_finding_fires(values, rule):
+    rows = rows_for([1, 50, 100, 150, 200], values)
+    found = [f for f in findings(rows) if f.rule in ("learning_rate_high", "learning_rate_low", "dead_units")]
+    assert [f.rule for f in found] == ([rule] if rule else [])
+    from twinnet.diagnostics.stats import layer_labels
+
+    types = {r["layer"]: r["layer_type"] for r in rows}
+    labels = layer_labels(list(types.items()))
+    assert red_layers(rows) == {labels[name] for f in found for name in f.layers}
+
+
+def test_histograms_share_bins_and_rebin_keeps_counts(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from twinnet.diagnostics import plots
+
+    # hand-computed: [2, 2] on [0, 1, 2] -> [4] on [0, 2]; [1, 1, 2] on [0, .5, 1, 2]
+    np.testing.assert_allclose(plots.rebin([2, 2], [0, 1, 2], [0, 2]), [4])
+    np.testing.assert_allclose(plots.rebin([4], [0, 2], [0, 0.5, 1, 2]), [1, 1, 2])
+    first = {"step": 1, "layer": "1", "counts": [5, 10, 5], "edges": [-0.3, -0.1, 0.1, 0.3]}
+    last = {"step": 90, "layer": "1", "counts": [1, 3, 6, 3, 2], "edges": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]}
+    edges = plots.shared_edges([first, last])
+    np.testing.assert_allclose(edges, [-2, -1, 0, 1, 2, 3])  # the widest bin, the whole range
+    assert plots.rebin(first["counts"], first["edges"], edges).sum() == pytest.approx(20)
+
+    drawn = []
+    monkeypatch.setattr(Axes, "stairs", lambda self, values, edges, **kw: drawn.append((id(self), np.asarray(edges))))
+    rows = rows_for([1, 90], {("1", "act_std"): lambda s: 1.0})
+    plots.plot_diagnostics(rows, [first, last], tmp_path)
+    assert len(drawn) == 2 and drawn[0][0] == drawn[1][0]
+    np.testing.assert_array_equal(drawn[0][1], drawn[1][1])  # was: each record its own bins
+
+
+def test_update_ratio_reference_labels_are_readable(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from twinnet.diagnostics import plots
+
+    labels = []
+    original = Axes.annotate
+
+    def spy(self, text, *args, **kwargs):
+        labels.append((text, kwargs.get("fontsize"), kwargs.get("bbox")))
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "annotate", spy)
+    rows = rows_for([1, 50], {("0", "weight_update_ratio"): lambda s: 1e-3, ("1", "act_std"): lambda s: 1.0})
+    plots.plot_diagnostics(rows, [], tmp_path)
+    assert [t for t, _, _ in labels] == ["too high: 1e-2", "typical: 1e-3", "too low: 1e-5"]
+    # 10 pt at the figure's 100 dpi is 14 px in the 750 px wide image the report shows at 1200 px
+    assert all(size >= 10 and bbox for _, size, bbox in labels)
+
+
+def test_plots_without_activation_statistics(tmp_path):
+    """Rows with no act_std at all (a run recording only weights) draw the other plots."""
+    from twinnet.diagnostics import plots
+
+    rows = rows_for([1, 50], {("0", "weight_update_ratio"): lambda s: 1e-3})
+    titles = [p.title for p in plots.plot_diagnostics(rows, [], tmp_path)]
+    assert "Update ratio" in titles and "Activation scale" not in titles

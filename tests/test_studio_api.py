@@ -328,3 +328,11 @@ def test_the_exported_python_builds_the_same_starting_model():
         np.testing.assert_array_equal(theirs[k], ours[k])
     assert type(optimizer) is type(session.optimizer) and optimizer.param_groups[0]["lr"] == session.optimizer.param_groups[0]["lr"]
     assert type(namespace["loss_fn"]) is type(session.loss_fn)
+
+
+def test_findings_include_overfitting_from_the_epoch_history():
+    history = [{"epoch": e + 1, "train_loss": 1.0 / (e + 1), "val_loss": v}
+               for e, v in enumerate([0.9, 0.7, 0.6, 0.65, 0.7, 0.75, 0.8])]  # fmt: skip
+    rules = [f["rule"] for f in views.plain_findings([], history)]
+    assert rules == ["overfitting"]
+    assert views.plain_findings([], history[:3]) == []  # val_loss still falling: nothing to say

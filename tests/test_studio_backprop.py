@@ -162,6 +162,11 @@ def test_page_shows_the_worked_example_and_its_gradients(studio_server, page, ca
             e.get_attribute("stroke-width"))  # fmt: skip
     assert max(widths, key=widths.get) == ("2", "0", "1")  # dL/dW2[1,2] = -0.04491, the largest
     assert widths[("1", "0", "1")] < widths[("1", "1", "0")] < widths[("2", "0", "0")]
+    # a click on a line explains its gradient with the trace's own numbers
+    page.locator('#net line.edge-hit[data-layer="1"][data-i="0"][data-j="1"]').dispatch_event("click")
+    info = page.locator("#edge-info").inner_text()
+    assert "dL/dW1[1,2] = delta1[1] \u00b7 x[2] = (-0.01024) \u00b7 (0.1) = -0.001024" in info, info
+    assert "W1[1,2] \u2190 0.2 - 0.1 \u00b7 (-0.001024) = 0.2001" in info, info
     badge = page.locator("#torch-badge").inner_text()
     assert "checked by PyTorch" in badge or "not checked by PyTorch" in badge
     screenshot(page, "backprop-worked-example")

@@ -107,6 +107,33 @@ def test_detail_is_what_the_report_shows(server, runs):
     assert status == 200 and "twinnet run report: relu" in html
 
 
+def test_layer_table_colours_what_the_findings_judge(runs, monkeypatch):
+    import importlib
+
+    from twinnet.diagnostics import read_diagnostics
+    from twinnet.studio.runs import run_detail
+
+    rules = importlib.import_module("twinnet.diagnostics.findings")
+    rows = read_diagnostics(runs / "relu")
+    d = run_detail(runs, "relu")["diagnostics"]["layers"]
+    dead = d["headers"].index("dead")
+    relu = d["rows"][1]
+    last_dead = [r["value"] for r in rows if r["layer"] == "1" and r["statistic"] == "dead_fraction"][-1]
+    assert relu["cells"][dead]["value"] == last_dead
+    assert relu["cells"][dead]["bad"] == (last_dead >= rules.THRESHOLDS["dead_fraction"])
+    # without judged_values (an older twinnet.diagnostics): the last record against the lines
+    monkeypatch.delattr(rules, "judged_values", raising=False)
+    d = run_detail(runs, "relu")["diagnostics"]["layers"]
+    assert "||ΔW||/||W|| judged" not in d["headers"]
+    col = d["headers"].index("||ΔW||/||W|| last")
+    last_ratio = [r["value"] for r in rows if r["layer"] == "0" and r["statistic"] == "weight_update_ratio"][-1]
+    cell = d["rows"][0]["cells"][col]
+    assert cell["value"] == last_ratio
+    t = rules.THRESHOLDS
+    assert cell["bad"] == (last_ratio > t["update_ratio_high"] or 0 < last_ratio < t["update_ratio_low"])
+    assert d["rows"][1]["cells"][d["headers"].index("dead")]["bad"] == (last_dead >= t["dead_fraction"])
+
+
 def test_version_answers_unchanged_until_a_file_changes(server, runs):
     _, d = get_json(server, "/api/runs/tanh")
     _, again = get_json(server, "/api/runs/tanh?version=" + urllib.parse.quote(d["version"]))

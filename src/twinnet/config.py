@@ -16,7 +16,8 @@ from pathlib import Path
 import tomli_w
 
 from twinnet import optim
-from twinnet.models import ACTIVATIONS, NORMS
+from twinnet.data.datasets import IMAGE_SHAPES
+from twinnet.models import ACTIVATIONS, CNN_NORMS, MODELS, NORMS
 from twinnet.nn.init import WEIGHT_INITS
 
 # the optimiser and schedule names, and the rules of their hyperparameters, are the
@@ -41,6 +42,7 @@ class TrainConfig:
 
     dataset: str = "mnist"
     data_dir: str | None = None
+    model: str = "mlp"  # "mlp" (sizes from ``layers``) or a CNN of models.CNNS ("cnn", "lenet")
     layers: list[int] = field(default_factory=lambda: [784, 512, 256, 10])
     activation: str = "relu"
     init: str = "default"
@@ -85,6 +87,14 @@ class TrainConfig:
             "layers",
             "at least two positive integers, e.g. [784, 512, 256, 10]",
         )
+        need(_choice(self.model, MODELS), "model", f"one of {list(MODELS)}")
+        image_set = str(self.dataset).strip().lower().replace("_", "-") in IMAGE_SHAPES
+        if self.model != "mlp" and (not image_set or self.norm not in CNN_NORMS):
+            raise ConfigError(
+                f"config key 'model': a CNN ({self.model!r}) needs an image dataset "
+                f"({', '.join(IMAGE_SHAPES)}) and norm 'none' or 'batch', got dataset "
+                f"{self.dataset!r} and norm {self.norm!r}"
+            )
         need(_choice(self.activation, ACTIVATIONS), "activation", f"one of {sorted(ACTIVATIONS)}")
         need(_choice(self.init, INITS), "init", f"one of {list(INITS)}")
         need(_choice(self.norm, NORMS), "norm", f"one of {list(NORMS)}")

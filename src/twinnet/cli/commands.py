@@ -179,18 +179,21 @@ def _to_training_pixels(x: np.ndarray, dataset: str, pixel_max: str, path: Path)
 def cmd_predict(args) -> int:
     from twinnet.data import apply_scaler
     from twinnet.train import metrics as M
-    from twinnet.train.setup import make_loss
+    from twinnet.train.setup import image_shape, make_loss
     from twinnet.train.trainer import Trainer
 
     config, model, task, meta = _load_run(args.dir)
     scaler = json.loads(meta.get("scaler", "null"))
     classes = json.loads(meta.get("classes", "null"))
-    x = _read_inputs(Path(args.file), config.layers[0], config.dataset in ("mnist", "fashion-mnist"))
+    shape = None if config.model == "mlp" else image_shape(config)  # a CNN reads (N, C, H, W)
+    n_in = config.layers[0] if shape is None else int(np.prod(shape))
+    x = _read_inputs(Path(args.file), n_in, config.dataset in ("mnist", "fashion-mnist"))
     if not args.raw and config.dataset in PIXEL_MAX and Path(args.file).suffix.lower() != ".png":
         x = _to_training_pixels(x, config.dataset, getattr(args, "pixel_max", "auto"), Path(args.file))
     if not args.raw and scaler:
         x = apply_scaler(x, scaler)
     x = x.astype(np.dtype(config.dtype))
+    x = x if shape is None else x.reshape(len(x), *shape)
     scores = Trainer(model, make_loss(config, task), optimizer=None, task=task).predict(x)
     if task == "regression":
         for row in scores:

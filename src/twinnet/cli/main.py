@@ -34,6 +34,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags override it)")
     p.add_argument("--dataset", help="mnist (default), fashion-mnist, digits, click, click-book, xor, spirals, two-spirals, sine")
     p.add_argument("--data-dir", help="folder holding the dataset's files, searched before $TWINNET_DATA and the cache; given, it must hold them")
+    p.add_argument("--model", help="mlp (default: sizes from --layers), cnn (a small CNN) or lenet; a CNN needs mnist, fashion-mnist or digits")
     p.add_argument("--layers", type=_int_list, help="layer sizes, e.g. 784,512,256,10")
     p.add_argument("--activation", help="relu, leaky_relu, gelu, gelu_tanh, silu, tanh, sigmoid")
     p.add_argument("--init", help="default (PyTorch's), auto, kaiming_uniform, kaiming_normal, xavier_uniform, lecun_uniform, ...; append _fan_out to a kaiming/he/lecun name for mode=fan_out")

@@ -29,6 +29,10 @@ same accuracy. Choose with ``scale=``.
 
 Randomness: data generation and splitting use generators seeded from ``seed`` alone,
 so the same arguments always give the same splits.
+
+Images for a CNN: ``load(name, shape="image")`` gives x as (N, C, H, W) batches of
+images (``IMAGE_SHAPES``: mnist and fashion-mnist (N, 1, 28, 28), digits (N, 1, 8, 8)),
+the same numbers as the default ``shape="flat"`` rows (N, C*H*W), reshaped (a view).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from twinnet.data.idx import DataError
 
 TASKS = ("multiclass", "binary", "regression")
 SCALES = ("standard", "minmax", "none")
+SHAPES = ("flat", "image")
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "digits": (1, 8, 8)}  # (C, H, W)
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = (
@@ -356,6 +362,7 @@ def load(
     dtype=np.float32,
     download: bool = True,
     n_samples: int | None = None,
+    shape: str = "flat",
 ) -> DatasetSplits:
     """Load dataset ``name`` (see ``names()``) split into train/val/test, scaled and cast.
 
@@ -375,6 +382,8 @@ def load(
         download: fetch MNIST-format sets into the user cache when not found locally.
         n_samples: synthetic sets: how many to generate; others: a random subset of
             this size of the training pool (the test split stays whole).
+        shape: "flat" (default): x is (N, n_features); "image": x is (N, C, H, W) for
+            the image datasets of ``IMAGE_SHAPES`` (what a CNN reads).
 
     Raises ValueError for bad arguments or an unknown name (listing the names),
     DataError for missing or corrupt files and non-finite features.
@@ -382,6 +391,8 @@ def load(
     dtype = _check_dtype(dtype)
     _check_seed(seed)
     if isinstance(name, str | os.PathLike) and str(name).endswith(".npz"):
+        if shape != "flat":
+            raise ValueError(f"shape must be 'flat' for a .npz file, got {shape!r}")
         return _load_npz(Path(name), seed=seed, val_fraction=val_fraction, scale=scale, dtype=dtype)
     key = str(name).strip().lower().replace("_", "-")
     if key not in REGISTRY:
@@ -389,6 +400,11 @@ def load(
             f"unknown dataset {name!r}; available: {', '.join(REGISTRY)} (or a .npz file)"
         )
     entry = REGISTRY[key]
+    if shape not in SHAPES or (shape == "image" and key not in IMAGE_SHAPES):
+        raise ValueError(
+            f"shape must be 'flat' or, for the image datasets {', '.join(IMAGE_SHAPES)}, 'image'; "
+            f"got {shape!r} for {key}"
+        )
     val_fraction = entry.val_fraction if val_fraction is None else val_fraction
     _check_fraction("val_fraction", val_fraction)
     scale = entry.scale if scale is None else scale
@@ -419,11 +435,15 @@ def load(
     if made.get("no_val"):
         val_fraction = 0.0
     n_classes = None if entry.classes is None else len(entry.classes)
-    return _assemble(
+    splits = _assemble(
         key, entry.task, entry.classes, made["source"], pool, test,
         val_fraction=val_fraction, test_fraction=test_fraction, scale=scale,
         per_feature=entry.per_feature, dtype=dtype, rng=split_rng, n_classes=n_classes,
     )  # fmt: skip
+    if shape == "image":  # (N, C*H*W) rows -> (N, C, H, W) images, views of the same numbers
+        for part in (splits.train, splits.val, splits.test):
+            part.x = part.x.reshape(len(part.x), *IMAGE_SHAPES[key])
+    return splits
 
 
 def from_arrays(

@@ -12,7 +12,13 @@ when a statistic crosses its line (the numbers are in :data:`THRESHOLDS`):
   ``weight_update_ratio`` = ||Δw|| / ||w|| is above 1e-2 (too high) or below 1e-5 but
   not 0 (too low; 0 means no gradient reached the weight at all). Around 1e-3 is the
   usual healthy value. Step 1 is left out: Adam's first step moves every weight by
-  about lr whatever the gradient.
+  about lr whatever the gradient. The median, not the last record: at the end of a
+  cosine or one-cycle schedule lr goes to 0 and the ratio with it (2.6e-7 on the last
+  step of a cosine run), which says nothing about the learning rate chosen.
+
+The per-layer table of the report shows and colours what these rules judge
+(:func:`judged_values`): the last dead and saturated fractions against the same lines,
+and for the update ratio the same median.
 - **activation scale across depth**: the ``act_std`` of the last activation layer
   divided by that of the first is below 1e-2 (signals collapse with depth) or above 1e2
   (they explode).
@@ -187,14 +193,53 @@ def _gradients(t: _Table) -> list[Finding]:
     return out
 
 
+def _update_ratio_layers(t: _Table) -> list[str]:
+    return t.with_stat("weight_update_ratio", {"Linear"}) or t.with_stat("weight_update_ratio")
+
+
+def _update_ratio_median(t: _Table, name: str) -> tuple[float, int] | None:
+    """(median, number of records) of a layer's update ratio over the records after step 1."""
+    series = [(s, v) for s, v in t.get(name, "weight_update_ratio") if math.isfinite(v)]
+    later = [v for s, v in series if s > 1] or [v for _, v in series]
+    return (statistics.median(later), len(later)) if later else None
+
+
+def _update_ratio_crossed(m: float) -> bool:
+    return m > THRESHOLDS["update_ratio_high"] or 0 < m < THRESHOLDS["update_ratio_low"]
+
+
+def judged_values(rows: list[dict]) -> dict[tuple[str, str], tuple[float, bool, str]]:
+    """What the rules judge, per (layer, statistic): (value, beyond the line, how taken).
+
+    ``dead_fraction`` (ReLU family) and ``saturated_fraction`` (Sigmoid/Tanh): the last
+    record, against the rule's line; ``weight_update_ratio`` (the layers the
+    learning-rate rule reads): the median after step 1 that the rule judges. The
+    report's per-layer table colours exactly these.
+    """
+    if not rows:
+        return {}
+    t = _Table(rows)
+    out: dict[tuple[str, str], tuple[float, bool, str]] = {}
+    for statistic, types, crossed in (
+        ("dead_fraction", RELU_FAMILY, lambda v: v >= THRESHOLDS["dead_fraction"]),
+        ("saturated_fraction", SATURATING, lambda v: v > THRESHOLDS["saturated_fraction"]),
+    ):
+        for name in t.with_stat(statistic, types):
+            step, value = t.get(name, statistic)[-1]
+            out[(name, statistic)] = (value, math.isfinite(value) and crossed(value), f"step {step}")
+    for name in _update_ratio_layers(t):
+        median = _update_ratio_median(t, name)
+        if median is not None:
+            out[(name, "weight_update_ratio")] = (median[0], _update_ratio_crossed(median[0]), f"median of {median[1]}")
+    return out
+
+
 def _learning_rate(t: _Table) -> list[Finding]:
-    names = t.with_stat("weight_update_ratio", {"Linear"}) or t.with_stat("weight_update_ratio")
     medians = {}
-    for name in names:
-        series = [(s, v) for s, v in t.get(name, "weight_update_ratio") if math.isfinite(v)]
-        later = [v for s, v in series if s > 1] or [v for _, v in series]
-        if later:
-            medians[name] = (statistics.median(later), len(later))
+    for name in _update_ratio_layers(t):
+        median = _update_ratio_median(t, name)
+        if median is not None:
+            medians[name] = median
     out = []
     for rule, crossed, line, verdict in (
         (

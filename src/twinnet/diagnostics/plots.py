@@ -15,6 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from twinnet.diagnostics.stats import ACTIVATIONS, MODEL, RELU_FAMILY, SATURATING, layer_labels
 from twinnet.train.plots import _pyplot
 from twinnet.utils import atomic_write
@@ -144,33 +146,34 @@ def plot_diagnostics(rows: list[dict], histograms: list[dict], out_dir: Path) ->
     )
 
     # activation std: over time, and across depth at the first and last record
-    shown = acts or names
-    fig, axes = plt.subplots(2, 1, figsize=(8, 7.5), constrained_layout=True)
-    _lines(axes[0], plt, series, shown, "act_std", labels, log=True)
-    axes[0].set_title("activation std over time")
-    steps = sorted({r["step"] for r in rows})
-    for step, style in ((steps[0], "-o"), (steps[-1], "-s")):
-        values = []
-        for n in shown:
-            s, v = series.get((n, "act_std"), ([], []))
-            values.append(dict(zip(s, v, strict=True)).get(step, math.nan))
-        axes[1].plot(range(len(shown)), values, style, ms=4, label=f"step {step}")
-    axes[1].set_xticks(range(len(shown)), shown, fontsize=7, rotation=90 if len(shown) > 16 else 0)
-    axes[1].set_xlabel("layer")
-    axes[1].set_yscale("log")
-    axes[1].grid(alpha=0.3)
-    _legend(axes[1])
-    axes[1].set_title("activation std across depth")
-    _save(fig, out_dir / "activation_std.png")
-    plots.append(
-        Plot(
-            out_dir / "activation_std.png",
-            "Activation scale",
-            "Std of each layer's output. "
-            "Across depth it should stay roughly level; a steady fall or rise signals an "
-            "initialisation that shrinks or grows the signal.",
+    shown = [n for n in (acts or names) if (n, "act_std") in series]
+    if shown:  # no act_std recorded: nothing to draw (a log axis of nothing fails)
+        fig, axes = plt.subplots(2, 1, figsize=(8, 7.5), constrained_layout=True)
+        _lines(axes[0], plt, series, shown, "act_std", labels, log=True)
+        axes[0].set_title("activation std over time")
+        steps = sorted({r["step"] for r in rows})
+        for step, style in ((steps[0], "-o"), (steps[-1], "-s")):
+            values = []
+            for n in shown:
+                s, v = series.get((n, "act_std"), ([], []))
+                values.append(dict(zip(s, v, strict=True)).get(step, math.nan))
+            axes[1].plot(range(len(shown)), values, style, ms=4, label=f"step {step}")
+        axes[1].set_xticks(range(len(shown)), shown, fontsize=7, rotation=90 if len(shown) > 16 else 0)
+        axes[1].set_xlabel("layer")
+        axes[1].set_yscale("log")
+        axes[1].grid(alpha=0.3)
+        _legend(axes[1])
+        axes[1].set_title("activation std across depth")
+        _save(fig, out_dir / "activation_std.png")
+        plots.append(
+            Plot(
+                out_dir / "activation_std.png",
+                "Activation scale",
+                "Std of each layer's output. "
+                "Across depth it should stay roughly level; a steady fall or rise signals an "
+                "initialisation that shrinks or grows the signal.",
+            )
         )
-    )
 
     # dead (ReLU family) and saturated (sigmoid/tanh) fractions
     relus = [n for n in names if types[n] in RELU_FAMILY and (n, "dead_fraction") in series]
@@ -201,15 +204,18 @@ def plot_diagnostics(rows: list[dict], histograms: list[dict], out_dir: Path) ->
     if updated:
         fig, ax = plt.subplots(figsize=(7.5, 4), constrained_layout=True)
         if _lines(ax, plt, series, updated, "weight_update_ratio", labels, log=True):
-            for y, text in ((1e-2, "too high"), (1e-3, "typical"), (1e-5, "too low")):
-                ax.axhline(y, color="grey", ls="--", lw=0.8)
-                ax.annotate(
+            for y, text in ((1e-2, "too high: 1e-2"), (1e-3, "typical: 1e-3"), (1e-5, "too low: 1e-5")):
+                ax.axhline(y, color="#555555", ls="--", lw=1.0, zorder=1)
+                ax.annotate(  # on a white box over the line, left inside the axes
                     text,
-                    (0, y),
+                    (0.01, y),
                     xycoords=("axes fraction", "data"),
-                    fontsize=7,
-                    color="grey",
-                    va="bottom",
+                    fontsize=10,
+                    color="#333333",
+                    va="center",
+                    ha="left",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9},
+                    zorder=5,
                 )
         ax.set_title("update ratio ||Δw|| / ||w|| (weights)")
         _save(fig, out_dir / "update_ratio.png")
@@ -228,6 +234,26 @@ def plot_diagnostics(rows: list[dict], histograms: list[dict], out_dir: Path) ->
     return plots
 
 
+def shared_edges(records: list[dict]) -> np.ndarray:
+    """One set of bin edges for several histograms of a layer: their whole range, in
+    bins as wide as the widest recorded bin (so no recorded bin is split into finer
+    ones than it measured)."""
+    lo = min(float(h["edges"][0]) for h in records)
+    hi = max(float(h["edges"][-1]) for h in records)
+    width = max((float(h["edges"][-1]) - float(h["edges"][0])) / max(len(h["counts"]), 1) for h in records)
+    if not width > 0:
+        return np.array([lo - 0.5, hi + 0.5])
+    n = max(1, math.ceil((hi - lo) / width - 1e-9))
+    return lo + width * np.arange(n + 1)
+
+
+def rebin(counts, edges, new_edges) -> np.ndarray:
+    """Counts of bins ``edges`` moved onto ``new_edges``, each bin's count spread evenly
+    over its width (the cumulative count, interpolated at the new edges)."""
+    cumulative = np.concatenate([[0.0], np.cumsum(np.asarray(counts, dtype=np.float64))])
+    return np.diff(np.interp(new_edges, np.asarray(edges, dtype=np.float64), cumulative))
+
+
 def _plot_histograms(plt, histograms: list[dict], labels: dict, path: Path) -> Plot:
     steps = sorted({h["step"] for h in histograms})
     layers = list(dict.fromkeys(h["layer"] for h in histograms))
@@ -239,14 +265,16 @@ def _plot_histograms(plt, histograms: list[dict], labels: dict, path: Path) -> P
     )
     by_key = {(h["step"], h["layer"]): h for h in histograms}
     for ax, layer in zip(axes.flat, layers, strict=False):
+        pair = [h for h in (by_key.get((first, layer)), by_key.get((last, layer))) if h is not None]
+        edges = shared_edges(pair)
         for step, fill, color in ((first, True, "tab:blue"), (last, False, "tab:orange")):
             h = by_key.get((step, layer))
             if h is None:
                 continue
             # the first record filled, the last as an outline on top, so both stay visible
             ax.stairs(
-                h["counts"],
-                h["edges"],
+                rebin(h["counts"], h["edges"], edges),
+                edges,
                 fill=fill,
                 alpha=0.5 if fill else 1.0,
                 lw=1.6,
@@ -263,7 +291,8 @@ def _plot_histograms(plt, histograms: list[dict], labels: dict, path: Path) -> P
     return Plot(
         path,
         "Pre-activation histograms",
-        f"First (step {first}) and last (step {last}) record. "
+        f"First (step {first}) and last (step {last}) record, on the same bins so their "
+        "heights compare (counts re-binned from the recorded bins, spread evenly within each). "
         "Mass far in the flat tails of a sigmoid/tanh means saturation; mass entirely below 0 "
         "before a ReLU means dead units.",
     )

@@ -42,16 +42,19 @@ pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 code { background: #f1f4f7; padding: 0 0.2em; }
 """
 
-# per-layer table: (statistic, header, format, danger test or None)
+# per-layer table: (statistic, header, format); the cells the findings judge
+# (twinnet.diagnostics.findings.judged_values) show the judged value and are red when a
+# rule fires on it, so the table and the findings never disagree
 _COLUMNS = (
-    ("act_mean", "act mean", "num", None),
-    ("act_std", "act std", "num", None),
-    ("dead_fraction", "dead", "pct", lambda v: v >= 0.25),
-    ("saturated_fraction", "saturated", "pct", lambda v: v > 0.5),
-    ("grad_input_norm", "||dL/dx||", "num", None),
-    ("weight_norm", "||W||", "num", None),
-    ("weight_grad_norm", "||dL/dW||", "num", None),
-    ("weight_update_ratio", "||ΔW||/||W||", "num", lambda v: v > 1e-2 or v < 1e-5),
+    ("act_mean", "act mean", "num"),
+    ("act_std", "act std", "num"),
+    ("dead_fraction", "dead", "pct"),
+    ("saturated_fraction", "saturated", "pct"),
+    ("grad_input_norm", "||dL/dx||", "num"),
+    ("weight_norm", "||W||", "num"),
+    ("weight_grad_norm", "||dL/dW||", "num"),
+    ("weight_update_ratio", "||ΔW||/||W|| median", "num"),
+    ("weight_update_ratio:last", "||ΔW||/||W|| last", "num"),
 )
 
 
@@ -145,6 +148,7 @@ def _findings_section(run_dir: Path, rows: list[dict]) -> str:
 
 
 def _layer_section(rows: list[dict]) -> str:
+    from twinnet.diagnostics.findings import judged_values
     from twinnet.diagnostics.stats import MODEL, layer_labels
 
     last: dict[tuple[str, str], tuple[int, float]] = {}
@@ -152,29 +156,39 @@ def _layer_section(rows: list[dict]) -> str:
     for r in rows:
         types.setdefault(r["layer"], r["layer_type"])
         last[(r["layer"], r["statistic"])] = (r["step"], r["value"])
+    judged = judged_values(rows)
     labels = layer_labels(list(types.items()))
-    columns = [c for c in _COLUMNS if any(s == c[0] for _, s in last)]
+    present = {s for _, s in last}
+    columns = [c for c in _COLUMNS if c[0].split(":")[0] in present]
     body = []
     for name in types:
         if name == MODEL:
             continue
         cells = [f"<td>{_e(labels[name])}</td>"]
-        for statistic, _, kind, danger in columns:
-            if (name, statistic) not in last:
+        for column, _, kind in columns:
+            statistic, _, which = column.partition(":")
+            if which != "last" and (name, statistic) in judged:
+                value, bad, how = judged[(name, statistic)]
+                title = f' title="{_e(how)}"'
+            elif (name, statistic) in last and (which == "last" or statistic != "weight_update_ratio"):
+                value, title = last[(name, statistic)][1], ""
+                # NaN in an update ratio only means a weight that was exactly 0 before the step
+                bad = not math.isfinite(value) and statistic != "weight_update_ratio"
+            else:
                 cells.append("<td></td>")
                 continue
-            _, value = last[(name, statistic)]
-            bad = danger is not None and math.isfinite(value) and danger(value)
-            bad = bad or not math.isfinite(value) and statistic != "weight_update_ratio"
             cls = "num bad" if bad else "num"
-            cells.append(f'<td class="{cls}">{_e(_fmt(value, kind))}</td>')
+            cells.append(f'<td class="{cls}"{title}>{_e(_fmt(value, kind))}</td>')
         body.append(cells)
     step = max(r["step"] for r in rows)
     model_bits = [f"{s} {_fmt(v)}" for (n, s), (_, v) in last.items() if n == MODEL]
     return (
         _table(["layer"] + [c[1] for c in columns], body)
-        + f'<p class="sub">Last recorded value of each statistic (last record: step {step}); '
-        f"whole model: {_e(', '.join(model_bits))}. Red: beyond a danger line.</p>"
+        + f'<p class="sub">Last recorded value of each statistic (last record: step {step}), '
+        "except the update ratio's median over the records after step 1, which is what the "
+        "learning-rate finding judges (the last one is shown beside it: at the end of a "
+        "schedule it falls with the learning rate and is not judged). Red: a finding fires "
+        f"on that value. Whole model: {_e(', '.join(model_bits))}.</p>"
     )
 
 

@@ -147,7 +147,10 @@ def _std(y: np.ndarray) -> float:
 
 
 def _units(a: np.ndarray) -> np.ndarray:
-    """View as (examples, units): the last axis holds the units."""
+    """View as (examples, units): the last axis holds the units; in images (N, C, H, W)
+    the channels are the units (a dead channel is <= 0 at every position of every image)."""
+    if a.ndim == 4:
+        return np.moveaxis(a, 1, -1).reshape(-1, a.shape[1])  # (N*H*W, C)
     return a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(-1, 1)
 
 

@@ -40,6 +40,7 @@ from twinnet.experiments import (
     init_variance,
     linear_collapse,
     lr_sweep,
+    mlp_vs_cnn,
     optimizers,
     overfitting,
     perceptron,
@@ -71,6 +72,7 @@ _MODULES = (
     batch_size,
     overfitting,
     translation_equivariance,
+    mlp_vs_cnn,
 )
 
 # name -> (run function, one-line claim), in the order they are listed

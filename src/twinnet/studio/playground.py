@@ -89,17 +89,20 @@ class Outbox:
         self.ready.set()
 
     async def run(self, websocket: WebSocket) -> None:
+        batch: list = []
         try:
             while True:
                 await self.ready.wait()
                 self.ready.clear()
                 batch, self.pending = self.pending, []
-                for text, sent in batch:
+                while batch:
+                    text, sent = batch[0]
                     await websocket.send_text(text)
+                    batch.pop(0)
                     if sent is not None:
                         sent.set()
         finally:  # closed: nobody waits for a message that will never be sent
-            for _, sent in self.pending:
+            for _, sent in batch + self.pending:
                 if sent is not None:
                     sent.set()
 

@@ -18,6 +18,7 @@ JSON only.
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import math
 import re
@@ -44,6 +45,22 @@ SERIES = {
     "act_std": "activation std per layer",
     "grad_input_norm": "gradient norm ||dL/dx|| reaching each layer's input",
 }
+
+
+# the per-layer table of the last record, as the report shows it: (statistic, header, format);
+# "weight_update_ratio" is the value the learning-rate finding judges (its median), ":last"
+# the last record
+LAYER_COLUMNS = (
+    ("act_mean", "act mean", "num"),
+    ("act_std", "act std", "num"),
+    ("dead_fraction", "dead", "pct"),
+    ("saturated_fraction", "saturated", "pct"),
+    ("grad_input_norm", "||dL/dx||", "num"),
+    ("weight_norm", "||W||", "num"),
+    ("weight_grad_norm", "||dL/dW||", "num"),
+    ("weight_update_ratio", "||ΔW||/||W|| judged", "num"),
+    ("weight_update_ratio:last", "||ΔW||/||W|| last", "num"),
+)
 
 
 class NotFound(LookupError):
@@ -169,7 +186,6 @@ def _diagnostics(path: Path, history: dict) -> dict:
     from twinnet.diagnostics import findings as find
     from twinnet.diagnostics import layer_labels, read_diagnostics
     from twinnet.diagnostics.findings import THRESHOLDS, overfitting
-    from twinnet.diagnostics.report import _COLUMNS
     from twinnet.diagnostics.stats import MODEL
 
     out: dict = {"findings": [], "layers": None, "series": {}, "histograms": None, "note": ""}
@@ -198,21 +214,26 @@ def _diagnostics(path: Path, history: dict) -> dict:
         if r["statistic"] in series and r["layer"] != MODEL:
             series[r["statistic"]].setdefault(r["layer"], {})[r["step"]] = r["value"]
     labels = layer_labels(list(types.items()))
-    columns = [c for c in _COLUMNS if any(s == c[0] for _, s in last)]
+    judged, median = _judged(rows)
+    present = {s for _, s in last}
+    columns = [c for c in LAYER_COLUMNS if c[0].split(":")[0] in present and (median or c[0] != "weight_update_ratio")]
     table = []
     for name in types:
         if name == MODEL:
             continue
         cells = []
-        for statistic, _, kind, danger in columns:
-            v = last.get((name, statistic))
-            # red as in the report: beyond a danger line, or not finite (an update ratio of an
-            # untouched weight is nan and not a danger)
-            bad = v is not None and (
-                (math.isfinite(v) and danger is not None and danger(v))
-                or (not math.isfinite(v) and statistic != "weight_update_ratio")
-            )
-            cells.append({"value": _finite(v), "kind": kind, "bad": bool(bad)})
+        for column, _, kind in columns:
+            statistic, _, which = column.partition(":")
+            if (which != "last" or not median) and (name, statistic) in judged:
+                # the value a finding rule judges, red when the rule fires on it
+                v, bad, how = judged[(name, statistic)]
+            elif (name, statistic) in last and (which == "last" or statistic != "weight_update_ratio"):
+                v, how = last[(name, statistic)], "last record"
+                # nan in an update ratio only means a weight that was exactly 0 before the step
+                bad = not math.isfinite(v) and statistic != "weight_update_ratio"
+            else:
+                v, bad, how = None, False, ""
+            cells.append({"value": _finite(v), "kind": kind, "bad": bool(bad), "how": how})
         table.append({"layer": labels[name], "cells": cells})
     out["layers"] = {"headers": [c[1] for c in columns], "rows": table, "step": max(r["step"] for r in rows)}
     out["histograms"] = _histograms(path, labels)
@@ -246,6 +267,32 @@ def _histograms(path: Path, labels: dict[str, str]) -> dict | None:
          "counts": [int(c) for c in r["counts"]], "nonfinite": int(r.get("nonfinite", 0))}
         for r in last
     ]}  # fmt: skip
+
+
+def _judged(rows: list[dict]) -> tuple[dict[tuple[str, str], tuple[float, bool, str]], bool]:
+    """({(layer, statistic): (value, beyond the line, how taken)} of what the finding rules
+    judge, whether the update ratio judged is a median): from
+    twinnet.diagnostics.findings.judged_values where it exists, else the last record
+    against the danger lines of THRESHOLDS (dead, saturated, update ratio)."""
+    rules = importlib.import_module("twinnet.diagnostics.findings")  # the module, not the function
+    if hasattr(rules, "judged_values"):
+        return rules.judged_values(rows), True
+    from twinnet.diagnostics.stats import RELU_FAMILY, SATURATING
+
+    t = rules.THRESHOLDS
+    lines = {
+        "dead_fraction": (RELU_FAMILY, lambda v: v >= t["dead_fraction"]),
+        "saturated_fraction": (SATURATING, lambda v: v > t["saturated_fraction"]),
+        "weight_update_ratio": (None, lambda v: v > t["update_ratio_high"] or 0 < v < t["update_ratio_low"]),
+    }
+    out = {}
+    for r in rows:
+        if r["statistic"] in lines:
+            kinds, crossed = lines[r["statistic"]]
+            if kinds is None or r["layer_type"] in kinds:
+                v = r["value"]
+                out[(r["layer"], r["statistic"])] = (v, math.isfinite(v) and crossed(v), f"step {r['step']}")
+    return out, False
 
 
 def _finding(f) -> dict:

@@ -27,6 +27,7 @@ from twinnet.train import Callback, LRSchedulerCallback, Trainer
 from twinnet.train.setup import make_model, make_optimizer, make_scheduler
 
 PUBLISH_EVERY = 0.17  # seconds between snapshots while training (about 5.5-6 a second)
+MAX_SNAPSHOT_SHARE = 0.5  # a slow snapshot (big network, busy machine) spaces the next ones out
 PROBE_SIZE = 256  # training examples in the diagnostics probe batch
 MAX_DIAG_RECORDS = 120  # diagnostics records kept for the findings (older ones thinned)
 FINDINGS_EVERY = 3  # the findings are re-read every 3rd snapshot (about twice a second) and when paused
@@ -57,7 +58,7 @@ class StudioCallback(Callback):
 
 class PlaygroundSession:
     """Training for one WebSocket. ``publish(text)`` is called from the worker thread
-    with each message (a JSON string); it must be thread-safe and must not block."""
+    with each message (a JSON string); it must be thread-safe and may block only briefly."""
 
     def __init__(self, settings: Settings, publish, upload=None, publish_every: float = PUBLISH_EVERY):
         self.settings, self.publish, self.publish_every = settings, publish, publish_every
@@ -84,7 +85,7 @@ class PlaygroundSession:
         self.probe_xy = (pd.x_train[:n_probe], y_train[:n_probe])
         self.before = None
         self.diag_records: dict[int, list[dict]] = {}  # step -> the probe's rows at that step
-        self.epoch_rows: list[dict] = []
+        self.epoch_rows: list[dict] = []  # the Trainer's per-epoch rows (for the overfitting finding)
         self.state = "ready"  # ready, running, paused, finished, stopped
         self.message = ""
         self._budget: int | None = 0
@@ -92,6 +93,8 @@ class PlaygroundSession:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._last_publish = 0.0
+        self._gap = publish_every  # seconds from one snapshot's start to the next one's
+        self._snapshot_wall = 0.0  # recent average wall time of a snapshot
         self.updates = 0  # snapshots published
         self.snapshot_cpu = 0.0  # CPU seconds the snapshots took (benchmarks/studio.py)
         self.worker_cpu = 0.0  # CPU seconds of the worker thread, set when it ends
@@ -160,7 +163,7 @@ class PlaygroundSession:
     def snapshot_soon(self) -> bool:
         """Might the step about to be taken be followed by a snapshot? (Stepping, pausing,
         or a snapshot due within 50 ms.)"""
-        return self._budget is not None or time.monotonic() - self._last_publish >= self.publish_every - 0.05
+        return self._budget is not None or time.monotonic() - self._last_publish >= self._gap - 0.05
 
     def after_step(self) -> None:
         """After each optimiser step: publish when due, then wait while paused."""
@@ -188,7 +191,7 @@ class PlaygroundSession:
                 if holding:
                     self.state = "paused"
             if not holding:  # (just resumed from a pause: the next step publishes)
-                if not shown and time.monotonic() - self._last_publish >= self.publish_every:
+                if not shown and time.monotonic() - self._last_publish >= self._gap:
                     self.publish_snapshot()
                 return
             self.publish_snapshot()
@@ -203,6 +206,12 @@ class PlaygroundSession:
             text = json.dumps({"type": "error", "message": f"could not draw this step: {type(e).__name__}: {e}"})
         self.updates += 1
         self.snapshot_cpu += time.thread_time() - cpu
+        # snapshots take at most MAX_SNAPSHOT_SHARE of the time (judged on their recent
+        # average, so one slow snapshot on a busy machine does not stall the page) and
+        # come at least twice a second
+        took = time.monotonic() - self._last_publish
+        self._snapshot_wall = took if self.updates == 1 else 0.7 * self._snapshot_wall + 0.3 * took
+        self._gap = min(max(self.publish_every, self._snapshot_wall / MAX_SNAPSHOT_SHARE), 0.5)
         self.publish(text)
 
     # -- what the page shows -------------------------------------------------------------
@@ -236,7 +245,7 @@ class PlaygroundSession:
         stats = views.probe(self.model, self.loss_fn, *self.probe_xy, self.before if step else None)
         self._add_diag_rows(step, stats)
         if self.updates % FINDINGS_EVERY == 0 or self.state != "running":
-            self._findings = views.plain_findings(self.diag_rows)
+            self._findings = views.plain_findings(self.diag_rows, self.epoch_rows)
         return {
             "type": "update",
             "state": self.state,

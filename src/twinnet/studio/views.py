@@ -11,6 +11,7 @@ import base64
 import numpy as np
 
 from twinnet.diagnostics import collect_stats, findings, layer_labels
+from twinnet.diagnostics.findings import overfitting
 from twinnet.models import ACTIVATIONS
 from twinnet.nn import Linear
 from twinnet.train import metrics as M
@@ -196,9 +197,11 @@ def probe(model, loss_fn, x, y, before):
     return collect_stats(model, loss_fn, x, y, before=before)
 
 
-def plain_findings(rows: list[dict]) -> list[dict]:
-    """The diagnostics' findings on the rows recorded so far (the same rules as the report)."""
-    return [{"severity": f.severity, "message": f.message, "rule": f.rule, "step": f.step} for f in findings(rows)]
+def plain_findings(rows: list[dict], epochs: list[dict]) -> list[dict]:
+    """The diagnostics' findings on the rows recorded so far (the same rules as the
+    report) and the overfitting finding on the per-epoch history (train and val loss)."""
+    found = findings(rows) + (overfitting(epochs) if epochs else [])
+    return [{"severity": f.severity, "message": f.message, "rule": f.rule, "step": f.step} for f in found]
 
 
 def confusion(trainer, pd, task: str) -> list[list[int]] | None:

@@ -31,6 +31,7 @@ from twinnet.train.callbacks import (
 )
 from twinnet.train.setup import (
     check_layers_fit,
+    data_shape,
     make_loss,
     make_model,
     make_optimizer,
@@ -107,6 +108,7 @@ def load_splits(config: TrainConfig):
         val_fraction=config.val_fraction,
         n_samples=config.n_samples,
         dtype=np.dtype(config.dtype),
+        shape=data_shape(config),  # images (N, C, H, W) for a CNN
     )
 
 

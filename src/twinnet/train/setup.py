@@ -6,11 +6,15 @@ import numpy as np
 
 from twinnet import losses, optim
 from twinnet.config import ConfigError, TrainConfig
-from twinnet.models import build_mlp
+from twinnet.data.datasets import IMAGE_SHAPES, REGISTRY
+from twinnet.models import build_cnn, build_mlp
 
 
 def check_layers_fit(config: TrainConfig, n_features: int, task: str, n_classes: int | None) -> None:
-    """The first layer must match the data's features, the last the task's outputs."""
+    """The first layer must match the data's features, the last the task's outputs.
+    (A CNN takes both from the dataset and does not use ``layers``.)"""
+    if config.model != "mlp":
+        return
     first, last = config.layers[0], config.layers[-1]
     if first != n_features:
         raise ConfigError(
@@ -26,7 +30,23 @@ def check_layers_fit(config: TrainConfig, n_features: int, task: str, n_classes:
         )
 
 
+def data_shape(config: TrainConfig) -> str:
+    """How the model reads the data (``data.load``'s ``shape``): a CNN images, an MLP rows."""
+    return "flat" if config.model == "mlp" else "image"
+
+
+def image_shape(config: TrainConfig) -> tuple[int, int, int]:
+    """(C, H, W) of the images of the configured dataset (a CNN's input)."""
+    return IMAGE_SHAPES[config.dataset.strip().lower().replace("_", "-")]
+
+
 def make_model(config: TrainConfig):
+    if config.model != "mlp":
+        n_classes = len(REGISTRY[config.dataset.strip().lower().replace("_", "-")].classes)
+        return build_cnn(
+            config.model, image_shape(config), n_classes, activation=config.activation, dropout=config.dropout,
+            norm=config.norm, init=config.init, dtype=np.dtype(config.dtype), rng=np.random.default_rng(config.seed),
+        )  # fmt: skip
     return build_mlp(
         config.layers,
         activation=config.activation,

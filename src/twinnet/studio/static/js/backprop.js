@@ -2,7 +2,7 @@
 // every number comes from /api/backprop (the server computes, the page shows).
 
 import { renderCard, renderTable, renderChecks } from "./backprop_steps.js";
-import { drawNetwork } from "./backprop_diagram.js";
+import { drawNetwork, explainEdge } from "./backprop_diagram.js";
 
 const $ = (id) => document.getElementById(id);
 const DATASET_KEYS = ["dataset", "layers", "activation", "init", "seed", "index"];
@@ -64,7 +64,9 @@ function show() {
   state.step = Math.max(0, Math.min(n - 1, state.step));
   renderCard($("card"), result.steps[state.step], state.step, n);
   renderTable(document.querySelector("#steps tbody"), result.steps, state.step, go);
-  drawNetwork($("net"), result, state.step);
+  drawNetwork($("net"), result, state.step, (k, i, j, revealed) => {
+    $("edge-info").replaceChildren(...explainEdge(result, k, i, j, revealed).map((t) => Object.assign(document.createElement("div"), { textContent: t })));
+  });
   $("counter").textContent = `${state.step + 1} / ${n}`;
   $("prev").disabled = $("first").disabled = state.step === 0;
   $("next").disabled = $("last").disabled = state.step === n - 1;
@@ -84,6 +86,7 @@ async function load() {
     const body = await r.json();
     if (!r.ok) throw new Error(body.error || `the server answered ${r.status}`);
     result = body;
+    $("edge-info").replaceChildren("Click a line of the diagram: its weight and how its gradient is made.");
     $("notes").textContent = result.notes.join(" ");
     renderChecks($("checks"), result);
     show();

@@ -25,7 +25,29 @@ function column(step, L) {
   return null;
 }
 
-export function drawNetwork(root, result, current) {
+// the value of quantity `symbol` (a vector) from the trace's steps
+function valueOf(result, symbol) {
+  if (symbol === "x") return result.x;
+  const s = result.steps.find((t) => t.symbol === symbol && t.phase !== "update");
+  return s ? s.value : null;
+}
+
+// what one weight's line means: its value, and once its gradient is known, the chain rule
+// dL/dW_k[i,j] = delta_k[i] * a_{k-1}[j] with the three numbers of the trace
+export function explainEdge(result, k, i, j, revealed) {
+  const w = result.params[`W${k}`][i][j];
+  const name = `W${k}[${i + 1},${j + 1}]`;
+  const lines = [`${name} = ${fmt(w)}: the weight from ${k === 1 ? result.inputs?.[j] || `x${j + 1}` : `unit ${j + 1} of layer ${k - 1}`} to ${k === result.sizes.length - 1 ? "output" : "unit"} ${i + 1} of layer ${k}`];
+  if (!revealed) return [...lines, "Its gradient appears when the backward pass reaches layer " + k + "."];
+  const a = k === 1 ? "x" : `a${k - 1}`;
+  const d = valueOf(result, `delta${k}`), av = valueOf(result, a);
+  const g = result.grads[`W${k}`][i][j];
+  lines.push(`dL/d${name} = delta${k}[${i + 1}] \u00b7 ${a}[${j + 1}] = (${fmt(d[i])}) \u00b7 (${fmt(av[j])}) = ${fmt(g)}`);
+  lines.push(`step: ${name} \u2190 ${fmt(w)} - ${result.lr} \u00b7 (${fmt(g)}) = ${fmt(result.updated[`W${k}`][i][j])}`);
+  return lines;
+}
+
+export function drawNetwork(root, result, current, onEdge = () => {}) {
   const { sizes, steps, params, grads } = result;
   const L = sizes.length - 1;
   const W = root.clientWidth || 600, H = root.clientHeight || 400;
@@ -54,7 +76,11 @@ export function drawNetwork(root, result, current) {
           "stroke-width": width.toFixed(2), "stroke-opacity": show && isCurrent ? 1 : show ? 0.85 : 0.7,
           class: "edge", "data-layer": k, "data-i": i, "data-j": j });
         line.append(svg("title", {}, `W${k}[${i + 1},${j + 1}] = ${fmt(w)}` + (show ? `, dL/dW${k}[${i + 1},${j + 1}] = ${fmt(g)}` : "")));
-        edges.append(line);
+        // a wide transparent line on top makes the thin ones easy to click
+        const hit = svg("line", { x1, y1, x2, y2, stroke: "transparent", "stroke-width": 10, class: "edge-hit",
+          "data-layer": k, "data-i": i, "data-j": j, style: "cursor:pointer" });
+        hit.addEventListener("click", () => onEdge(k, i, j, show));
+        edges.append(line, hit);
         if (show && nEdges <= 12) {  // a small network: write each gradient on its line
           const t = 0.3 + 0.4 * ((i + j) % 2);
           labels.append(svg("text", { x: x1 + t * (x2 - x1), y: y1 + t * (y2 - y1) - 3, class: "edge-label" }, fmt(g)));

@@ -7,8 +7,8 @@ function chart(root, title, yLabel, width) {
     scales: { x: { time: false } },
     axes: [{ label: "step" }, { label: yLabel, size: 56 }],
     series: [{ label: "step" },
-      { label: "train", stroke: "#f59322", width: 2, points: { show: false } },
-      { label: "validation", stroke: "#0877bd", width: 2, points: { show: false } }],
+      { label: "train", stroke: "#f59322", width: 2 },
+      { label: "validation", stroke: "#0877bd", width: 2 }],  // dots only while the points are sparse
   };
   return new uPlot(opts, [[], [], []], root);
 }

@@ -121,11 +121,11 @@ function renderRun(d) {
   $("metrics").replaceChildren(d.metrics ? kvTable(d.metrics) : el("p", { class: "muted" }, d.status === "training" ? "Still training: metrics.json is written at the end." : "No metrics.json (the run did not finish: continue it with twinnet train --resume)."));
   $("config").replaceChildren(kvTable(c));
   if (diag.layers) {
-    $("layers-step").textContent = `(last record, step ${diag.layers.step}; red: beyond a danger line)`;
+    $("layers-step").textContent = `(last record, step ${diag.layers.step}; "judged": the value a finding rule reads; red: beyond its line)`;
     $("layers").replaceChildren(el("table", { class: "data layers" },
       el("tr", {}, el("th", {}, "layer"), ...diag.layers.headers.map((hd) => el("th", {}, hd))),
       ...diag.layers.rows.map((r) => el("tr", {}, el("td", {}, r.layer),
-        ...r.cells.map((cell) => el("td", { class: cell.bad ? "bad" : "" }, fmt(cell.value, cell.kind)))))));
+        ...r.cells.map((cell) => el("td", { class: cell.bad ? "bad" : "", title: cell.how }, fmt(cell.value, cell.kind)))))));
   } else {
     $("layers-step").textContent = "";
     $("layers").replaceChildren(el("p", { class: "muted" }, "Not recorded (train with --diagnostics)."));

@@ -126,8 +126,7 @@ def test_assigned_weights_are_checked_and_used_by_predict(data):
 
 
 def test_regressor_default_init_is_scikit_learns(data):
-    """init="auto" of the regressor is scikit-learn's Glorot init (benchmarks/sklearn_init.md);
-    the classifier's stays He for ReLU."""
+    """init="auto" is scikit-learn's Glorot init (benchmarks/sklearn_init.md), for both."""
     X, y = data
     kw = dict(hidden_layer_sizes=(5,), max_iter=1, random_state=0, learning_rate_init=1e-9)
     with pytest.warns(Warning):
@@ -141,5 +140,5 @@ def test_regressor_default_init_is_scikit_learns(data):
     with pytest.warns(Warning):
         clf = MLPClassifier(**kw).fit(X, y)
     with pytest.warns(Warning):
-        he = MLPClassifier(init="kaiming_uniform", **kw).fit(X, y)
-    np.testing.assert_array_equal(clf.coefs_[0], he.coefs_[0])
+        glorot = MLPClassifier(init="sklearn", **kw).fit(X, y)
+    np.testing.assert_array_equal(clf.coefs_[0], glorot.coefs_[0])

@@ -71,9 +71,9 @@ _PARAMS_DOC = """
     dtype : {"float32", "float64"}, default="float32"
         Precision of the network; inputs are cast to it once per fit / predict.
     init : str, default="auto"
-        "auto" (classifier: He for the ReLU family, Xavier for tanh/sigmoid; regressor:
-        "sklearn", which scored better, see benchmarks/sklearn_init.md), "sklearn"
-        (scikit-learn's Glorot-uniform weights and biases), or any ``nn.Linear`` init.
+        "auto" is "sklearn" (scikit-learn's Glorot-uniform weights and biases), which
+        matched or beat He on every data set of benchmarks/sklearn_init.md; or any
+        ``nn.Linear`` init ("kaiming_uniform" for He).
 
     Attributes
     ----------
@@ -101,7 +101,6 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """
 
     __doc__ = (__doc__ or "") + _PARAMS_DOC
-    _auto_init = "auto"  # init="auto": He for the ReLU family, Xavier for tanh/sigmoid
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         X, y = validate_data(
@@ -218,9 +217,6 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     """
 
     __doc__ = (__doc__ or "") + _PARAMS_DOC
-    # init="auto": scikit-learn's Glorot-uniform weights and biases, which beat He on the
-    # output layer of a regressor (benchmarks/sklearn_init.md)
-    _auto_init = "sklearn"
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         X, y = validate_data(

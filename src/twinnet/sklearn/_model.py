@@ -37,7 +37,8 @@ def build_model(settings: Settings, n_in: int, n_out: int, seed: int) -> nn.Sequ
             if isinstance(layer, nn.Linear):
                 a = math.sqrt(factor / (layer.in_features + layer.out_features))
                 layer.weight.data[...] = rng.uniform(-a, a, layer.weight.shape)
-                layer.bias.data[...] = rng.uniform(-a, a, layer.bias.shape)
+                if layer.bias is not None:  # none before a BatchNorm (norm="batch")
+                    layer.bias.data[...] = rng.uniform(-a, a, layer.bias.shape)
     return model
 
 

@@ -34,8 +34,7 @@ OPTIMIZER_PARAMS = {
 }
 SCHEDULES = (None, "constant", "cosine", "onecycle", "plateau")
 NORMS = (None, "none", "batch", "layer")
-# "auto": the estimator's _auto_init: for the classifier build_mlp's "auto" (He for the
-# ReLU family, Xavier for tanh/sigmoid), for the regressor "sklearn";
+# "auto": the estimators' _auto_init, "sklearn" (benchmarks/sklearn_init.md);
 # "sklearn": scikit-learn's MLP init (Glorot uniform weights *and* biases)
 INITS = ("auto", "sklearn", *WEIGHT_INITS)
 

@@ -12,6 +12,12 @@ from twinnet import nn
 from twinnet.checkpoint import save_weights
 
 
+def _bias_or_zeros(layer: nn.Linear) -> np.ndarray:
+    """The bias to write into; a layer without one (before a BatchNorm) takes only zeros,
+    into a scratch array."""
+    return np.zeros(layer.out_features, layer.weight.data.dtype) if layer.bias is None else layer.bias.data
+
+
 class WeightsMixin:
     """The fitted network's weights as scikit-learn names them.
 
@@ -38,7 +44,9 @@ class WeightsMixin:
         """The Linear biases, one (fan_out,) array per layer."""
         if "_assigned_intercepts" in self.__dict__:
             return self.__dict__["_assigned_intercepts"]
-        return [m.bias.data.copy() for m in self._linears()]
+        # a Linear before a BatchNorm has no bias (norm="batch"): its intercept is 0
+        return [np.zeros(m.out_features, m.weight.data.dtype) if m.bias is None
+                else m.bias.data.copy() for m in self._linears()]
 
     @intercepts_.setter
     def intercepts_(self, value: list) -> None:
@@ -55,7 +63,8 @@ class WeightsMixin:
         """Copy assigned coefs_/intercepts_ into ``model_`` (all checked first); True if any."""
         linears = self._linears()
         copies = []
-        for name, layout in (("coefs", lambda m: m.weight.data.T), ("intercepts", lambda m: m.bias.data)):
+        for name, layout in (("coefs", lambda m: m.weight.data.T),
+                             ("intercepts", lambda m: _bias_or_zeros(m))):
             values = self.__dict__.get(f"_assigned_{name}")
             if values is None:
                 continue

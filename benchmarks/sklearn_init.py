@@ -5,9 +5,9 @@
 
 The score (R^2 for regression, accuracy for classification) on a fixed 75/25 split,
 averaged over seeds, of: scikit-learn's MLP; twinnet with init="kaiming_uniform" (He
-on every layer, the output included: the classifier's default for ReLU, and the
-regressor's before); twinnet with init="sklearn" (scikit-learn's Glorot-uniform
-weights and biases: the regressor's default now). Same
+on every layer, the output included: the old default for ReLU); twinnet with
+init="sklearn" (scikit-learn's Glorot-uniform weights and biases: the default now,
+init="auto"). Same
 hidden_layer_sizes=(100,), max_iter, solver and learning rate on both sides; inputs
 standardised (and regression targets too, as one should). Scores, not times, so the
 noisy shared machine does not change them; only float32 vs float64 and the
@@ -88,8 +88,8 @@ def main() -> None:
         "",
         "Test R^2 (regression) or accuracy (classification), mean over seeds; written by",
         "`python benchmarks/sklearn_init.py`. `kaiming_uniform`: He on every layer, the output",
-        "included (the classifier's default for ReLU; the regressor's before); `sklearn`:",
-        "scikit-learn's Glorot-uniform weights and biases (the regressor's default now).",
+        "included (the old default for ReLU); `sklearn`: scikit-learn's Glorot-uniform",
+        "weights and biases (the default now, init=\"auto\").",
         "Scores, not times: the busy shared machine does not change them.",
         "",
         "| task | dataset | solver | " + " | ".join(columns) + " |",

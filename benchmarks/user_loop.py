@@ -1,11 +1,13 @@
-"""The loop a user writes, side by side: twinnet against PyTorch, plain NumPy and the
-bare matrix products, each contender in its own process (issue 19).
+"""The loop a user writes, against PyTorch, plain NumPy and the bare matrix products.
+
+Each contender runs in its own process (issue 19).
 
     python benchmarks/user_loop.py            # the full table (about 15 minutes); README section
     python benchmarks/user_loop.py --quick    # a few seconds: every contender runs, printed only
     python benchmarks/user_loop.py --no-numba # twinnet without numba only (TWINNET_FUSED=0), printed
     python benchmarks/user_loop.py --cost     # the cost curve: samples/s and peak RSS by width, depth;
                                               # its own README section
+    python benchmarks/user_loop.py --threads 1  # every contender on one thread, printed
 
 Contenders (ReLU MLP, Adam lr 1e-3, float32, the same MNIST batches from TWINNET_DATA:
 one fixed shuffle of the first 20,000 training images, then consecutive slices):
@@ -483,6 +485,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 5; cost curve 3)")
     ap.add_argument("--budget", type=float, default=2e9,
                     help="floating-point operations per timing (default 2e9: 0.05-0.5 s on a quiet 2-core machine)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads of every contender (OpenBLAS, OpenMP, torch); default: theirs (2 here)")
     ap.add_argument("--worker", choices=sorted(KINDS), help=argparse.SUPPRESS)
     ap.add_argument("--samples", type=int, default=N_SAMPLES, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -508,6 +512,10 @@ def main(argv=None) -> None:
     budget = 1e7 if args.quick else args.budget
     header = machine()
     print(header, file=sys.stderr)
+    if args.threads:  # read by OpenBLAS, numba and torch when each worker starts
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+        header += f"; every contender limited to {args.threads} thread(s)"
     workers = {n: Worker(n, n_samples) for n in names}
     try:
         results = measure(lambda n, **req: workers[n].ask(**req), names, configs, rounds, budget,
@@ -521,10 +529,11 @@ def main(argv=None) -> None:
         rows = {c: summarise(results[c], *configs[c]) for c in configs}
         section = main_section(rows, names, rounds, header)
     print("\n".join(section))
-    if not args.quick and not args.no_numba:
+    if not args.quick and not args.no_numba and not args.threads:
         write_readme(section, "cost" if args.cost else "table")
     if not args.quick:
-        (HERE / ("user_loop_cost.json" if args.cost else "user_loop.json")).write_text(
+        stem = "user_loop_cost" if args.cost else "user_loop" + (f"_threads{args.threads}" if args.threads else "")
+        (HERE / f"{stem}.json").write_text(
             json.dumps({"machine": header, "rounds": rounds, "results": {str(k): v for k, v in results.items()}}, indent=1))
 
 

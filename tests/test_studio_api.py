@@ -196,9 +196,10 @@ def _session(settings=None) -> tuple[PlaygroundSession, list[str]]:
 
 
 def test_the_panels_show_what_the_engine_computes():
-    session, _ = _session({"dataset": "spirals", "hidden": [6], "seed": 2})
+    session, sent = _session({"dataset": "spirals", "hidden": [6], "seed": 2})
     session.step()
-    while session.state != "paused":
+    # once the paused snapshot is out, the worker waits: the model is ours to read
+    while not any('"state": "paused"' in m for m in sent):
         time.sleep(0.01)
     try:
         snap = session.snapshot()
@@ -336,3 +337,72 @@ def test_findings_include_overfitting_from_the_epoch_history():
     rules = [f["rule"] for f in views.plain_findings([], history)]
     assert rules == ["overfitting"]
     assert views.plain_findings([], history[:3]) == []  # val_loss still falling: nothing to say
+
+
+# -- book experiments (presets) ----------------------------------------------------------
+
+
+def _train_until_done(settings: dict, timeout: float = 60) -> PlaygroundSession:
+    """A session trained to its last epoch (or until it stops); the worker is joined."""
+    session, _ = _session(settings)
+    session.publish_every = 10.0  # few snapshots: this is about the numbers
+    session.start()
+    deadline = time.monotonic() + timeout
+    while session.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    session.close()
+    return session
+
+
+def test_every_preset_is_a_valid_state_with_its_experiments_own_claim(studio_server):
+    from twinnet.experiments import EXPERIMENTS, MODES
+    from twinnet.studio.presets import PRESETS
+
+    with urllib.request.urlopen(studio_server + "/api/playground/options") as r:
+        page = json.loads(r.read())["presets"]
+    assert {p["id"] for p in page} == set(PRESETS) >= {
+        "linear-collapse", "symmetry-breaking", "exploding-gradients", "batch-size", "overfitting", "dead-relu", "xor-book"}
+    for p in page:
+        name, mode = PRESETS[p["id"]]["experiment"]
+        assert p["claim"] == (MODES[name][mode] if mode else EXPERIMENTS[name][1])  # one source
+        assert p["command"].startswith(f"twinnet experiment {name}")
+        for state in [p["settings"], *(t["settings"] for t in p["then"])]:
+            assert set(state) == set(DEFAULTS)  # a whole page state: the URL round-trips it
+            validate(state)  # the config's own checks
+        assert p["then"] and all(t["settings"] != p["settings"] for t in p["then"])
+
+
+def test_exploding_gradients_preset_diverges_and_clipping_rescues_it():
+    from twinnet.studio.presets import PRESETS, state
+
+    preset = PRESETS["exploding-gradients"]
+    plain = _train_until_done(state(preset, {"epochs": 4}))
+    assert plain.state == "stopped" and "the loss became nan" in plain.message.lower(), plain.message
+    clipped = _train_until_done(state(preset, {"epochs": 4, "clip_grad_norm": 1.0}))
+    assert clipped.state == "finished" and clipped.trainer.clip_grad_norm == 1.0
+    val = clipped.trainer.evaluate(clipped.pd.x_val, clipped.y_val)["loss"]
+    assert val < 0.25  # sin(pi x) has variance 0.5: the clipped net fits it
+
+
+def test_symmetry_preset_keeps_the_hidden_units_identical():
+    from twinnet.studio.presets import PRESETS, state
+
+    preset = PRESETS["symmetry-breaking"]
+    zero = _train_until_done(state(preset, {"epochs": 100}))
+    w = np.hstack([zero.model[0].weight.data, zero.model[0].bias.data[:, None], zero.model[2].weight.data.T])
+    assert np.abs(w[:, :2]).max() > 0.1  # the units moved ...
+    np.testing.assert_allclose(w, np.broadcast_to(w[0], w.shape), atol=1e-6)  # ... together
+    random = _train_until_done(state(preset, {"epochs": 100, "init": "auto"}))
+    w = random.model[0].weight.data
+    assert np.abs(w - w[0]).max() > 0.1
+    acc = lambda s: s.trainer.evaluate(s.pd.x_val, s.y_val)["accuracy"]  # noqa: E731
+    assert acc(random) > acc(zero) + 0.15  # one unit cannot separate three blobs
+
+
+def test_the_backprop_link_knows_the_backprop_pages_limit():
+    small, _ = _session({"dataset": "xor", "hidden": [8, 8, 8]})
+    assert small.dataset_message()["backprop"] is None
+    wide, _ = _session({"dataset": "xor", "hidden": [9]})
+    assert "up to 8 units" in wide.dataset_message()["backprop"]
+    features, _ = _session({"dataset": "digits", "hidden": [4]})  # 64 inputs
+    assert "64 inputs" in features.dataset_message()["backprop"]

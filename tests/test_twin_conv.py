@@ -173,3 +173,22 @@ def test_compare_catches_a_wrong_conv_backward(monkeypatch, rng):
     monkeypatch.setattr(nn.Conv2d, "backward", off_by_one_tap)
     report = twin.compare(model, losses.MSELoss(), x, y)
     assert not report.passed() and report.worst().quantity == "grad 0.weight"
+
+
+@pytest.mark.parametrize("model", ["lenet", "cnn"])
+def test_twin_command_builds_a_cnn(capsys, model):
+    from twinnet.cli.main import main
+
+    code = main(
+        ["twin", "--model", model, "--optimizer", "sgd", "--steps", "2", "--batch-size", "3"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"twin: {model} CNN" in out and "grad 0.weight" in out and "PASSED" in out
+
+
+def test_twin_command_rejects_an_unknown_model(capsys):
+    from twinnet.cli.main import main
+
+    assert main(["twin", "--model", "resnet"]) == 2
+    assert "--model must be one of mlp, cnn, lenet, got 'resnet'" in capsys.readouterr().err

@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kink", action="store_true", help="put one hidden pre-activation within eps of the ReLU kink")
 
     p = sub.add_parser("twin", help="compare the NumPy engine with its PyTorch twin")
+    p.add_argument("--model", default="mlp", help="mlp (built from --layers) or a CNN on 1x28x28 images: cnn, lenet")
     p.add_argument("--layers", type=_int_list, default=[20, 64, 32, 10])
     p.add_argument("--activation", default="relu")
     p.add_argument("--norm", default="none")

@@ -66,20 +66,18 @@ class MaxPool2d(_Pool2d):
         taps = self.kernel_size[0] * self.kernel_size[1]
         win = windows(x, *self._geometry(), pad_value=-np.inf).reshape(n, c, taps, oh, ow)
         argmax = win.argmax(axis=2)  # (N, C, OH, OW): the first largest entry, NaN first
-        nan = np.isnan(win)
-        if nan.any():  # torch keeps the LAST NaN of a window
-            last_nan = taps - 1 - nan[:, :, ::-1].argmax(axis=2)
-            argmax = np.where(nan.any(axis=2), last_nan, argmax)
-        if self.padding != (0, 0):  # a window whose max is -inf picks its first real entry
-            y = np.take_along_axis(win, argmax[:, :, None], axis=2)[:, :, 0]
-            if np.isneginf(y).any():
-                real = windows(
-                    np.ones((1, 1, *x.shape[2:]), bool), *self._geometry(), pad_value=False
-                )
-                first_real = real.reshape(1, 1, taps, oh, ow).argmax(axis=2)
-                argmax = np.where(np.isneginf(y), first_real, argmax)
+        y = np.take_along_axis(win, argmax[:, :, None], axis=2)[:, :, 0]  # (N, C, OH, OW)
+        # the rare cases, checked on the (smaller) output: a window holds a NaN exactly when
+        # its maximum is NaN, and only padding can leave a window whose maximum is -inf
+        if np.isnan(y).any():  # torch routes the gradient to the LAST NaN of a window
+            nan = np.isnan(win)
+            argmax = np.where(np.isnan(y), taps - 1 - nan[:, :, ::-1].argmax(axis=2), argmax)
+        if self.padding != (0, 0) and np.isneginf(y).any():  # torch: the first real entry
+            real = windows(np.ones((1, 1, *x.shape[2:]), bool), *self._geometry(), pad_value=False)
+            first_real = real.reshape(1, 1, taps, oh, ow).argmax(axis=2)
+            argmax = np.where(np.isneginf(y), first_real, argmax)
         self._cache = (argmax, x.shape)
-        return np.take_along_axis(win, argmax[:, :, None], axis=2)[:, :, 0]
+        return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         check_cached(self, self._cache)

@@ -189,6 +189,19 @@ def _typed(text: str):
     return text
 
 
+def playground_limit(dataset: str, hidden: list[int], layers: list[int] | None = None) -> str | None:
+    """Why this page cannot trace the playground's network (None: it can); ``layers``
+    (inputs and outputs included) once the data is known. The playground asks too."""
+    if dataset == "upload":
+        return "dataset 'upload': the backprop page cannot see a dropped file; pick another dataset"
+    if max(hidden, default=0) > MAX_UNITS or len(hidden) > 5:
+        return (f"the backprop view shows up to {MAX_UNITS} units a layer and 5 hidden layers, got hidden "
+                f"layers {hidden}: make the network smaller in the playground")  # fmt: skip
+    if layers is not None and max(layers) > MAX_UNITS:
+        return f"the backprop view shows up to {MAX_UNITS} units a layer, got layers {layers} ({dataset} has {layers[0]} inputs)"
+    return None
+
+
 def playground_example(query: dict[str, str]) -> dict:
     """The network the playground starts from for these settings (its URL query), and one
     of the training examples it feeds that network (after its input features)."""
@@ -197,17 +210,13 @@ def playground_example(query: dict[str, str]) -> dict:
     from twinnet.train.setup import make_model
 
     s = validate(playground_settings(query))
-    if s.dataset == "upload":
-        raise BadRequest("dataset 'upload': the backprop page cannot see a dropped file; pick another dataset")
-    if max(s.hidden, default=0) > MAX_UNITS or len(s.hidden) > 5:
-        raise BadRequest(f"the backprop view shows up to {MAX_UNITS} units a layer and 5 hidden layers, got hidden "
-                         f"layers {s.hidden}: make the network smaller in the playground")  # fmt: skip
+    if too_big := playground_limit(s.dataset, s.hidden):
+        raise BadRequest(too_big)
     pd = make_data(s)
     loss, task = resolve_loss(s.loss, pd.task, pd.n_classes)
     layers = [pd.x_train.shape[1], *s.hidden, pd.n_classes if task == "multiclass" else 1]
-    if max(layers) > MAX_UNITS:
-        raise BadRequest(f"the backprop view shows up to {MAX_UNITS} units a layer, got layers {layers} "
-                         f"({s.dataset} has {pd.x_train.shape[1]} inputs)")  # fmt: skip
+    if too_big := playground_limit(s.dataset, s.hidden, layers):
+        raise BadRequest(too_big)
     notes = []
     dropped = [k for k, v in IGNORED.items() if getattr(s.config, k) != v]
     if dropped:

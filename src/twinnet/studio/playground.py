@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from twinnet.config import INITS, OPTIMIZERS, SCHEDULES
 from twinnet.models import ACTIVATIONS, NORMS
+from twinnet.studio import presets
 from twinnet.studio.data import DRAW_EXTENT, parse_upload
 from twinnet.studio.session import PlaygroundSession
 from twinnet.studio.settings import DATASETS, DEFAULTS, FEATURES, LOSSES, PLANE_DATASETS, validate
@@ -198,6 +199,7 @@ async def options(request):
         "norms": list(NORMS),
         "draw_extent": DRAW_EXTENT,
         "plane_datasets": PLANE_DATASETS,
+        "presets": presets.for_page(),
     })  # fmt: skip
 
 

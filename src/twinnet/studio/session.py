@@ -21,6 +21,7 @@ import numpy as np
 from twinnet import losses
 from twinnet.diagnostics import snapshot_parameters
 from twinnet.studio import views
+from twinnet.studio.backprop import playground_limit
 from twinnet.studio.data import PlaygroundData, make_data
 from twinnet.studio.settings import Settings, export_python, export_toml, resolve_loss
 from twinnet.train import Callback, LRSchedulerCallback, Trainer
@@ -77,7 +78,8 @@ class PlaygroundSession:
         if scheduler is not None:
             callbacks.insert(0, LRSchedulerCallback(scheduler, interval))
         self.trainer = Trainer(self.model, self.loss_fn, self.optimizer, callbacks=callbacks,
-                               task=self.task, seed=self.config.seed)  # fmt: skip
+                               task=self.task, seed=self.config.seed,
+                               clip_grad_norm=self.config.clip_grad_norm)  # fmt: skip
         y_train = pd.y_train.astype(np.float32).reshape(-1, 1) if self.task == "binary" else pd.y_train
         self.y_train = y_train
         self.y_val = pd.y_val.astype(np.float32).reshape(-1, 1) if self.task == "binary" else pd.y_val
@@ -149,8 +151,10 @@ class PlaygroundSession:
         try:
             self.trainer.fit((self.pd.x_train, self.y_train), (self.pd.x_val, self.y_val),
                              epochs=self.config.epochs, batch_size=self.config.batch_size)  # fmt: skip
-            self.state = "stopped" if self._closed else "finished"
-            self.message = "training finished" if self.state == "finished" else ""
+            if self._closed:
+                self.state = "stopped"
+            elif self.state != "stopped":  # stopped: the loss blew up and after_step said so
+                self.state, self.message = "finished", "training finished"
         except Stopped:
             self.state = "stopped"
         except Exception as e:  # a numeric blow-up or a bug: the page shows it, the server lives
@@ -232,6 +236,7 @@ class PlaygroundSession:
             "n_val": len(pd.x_val),
             "images": views.image_examples(pd),
             "feature_maps": views.feature_maps(pd),
+            "backprop": playground_limit(self.settings.dataset, self.settings.hidden, self.layers),  # None: traceable
             "export": {"toml": export_toml(self.settings, pd.n_raw, pd.n_classes if pd.task == "multiclass" else 1),
                        "python": export_python(self.settings, self.layers, self.loss_name)},  # fmt: skip
         }

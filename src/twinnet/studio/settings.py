@@ -61,6 +61,7 @@ DEFAULTS = {
     "schedule": "none",
     "batch_size": 16,
     "weight_decay": 0.0,
+    "clip_grad_norm": 0.0,
     "dropout": 0.0,
     "norm": "none",
     "label_noise": 0.0,
@@ -125,7 +126,7 @@ def validate(raw: dict) -> Settings:
               "at least 4 drawn points of at least 2 classes (click on the plane to add points)",
               f"{len(v['points'])} points of {len(labels)} classes")  # fmt: skip
     values = {k: v[k] for k in ("activation", "init", "optimizer", "lr", "schedule", "batch_size",
-                                "weight_decay", "dropout", "norm", "val_fraction", "seed", "epochs")}  # fmt: skip
+                                "weight_decay", "clip_grad_norm", "dropout", "norm", "val_fraction", "seed", "epochs")}  # fmt: skip
     # the same checks as a config file; layers are a placeholder until the data is known
     config = TrainConfig.from_dict(
         {**values, "dataset": v["dataset"], "layers": [2, *hidden, 1], "dtype": "float32"}, source="settings"
@@ -213,4 +214,5 @@ loss_fn = {loss_code}
 config = TrainConfig(dataset={s.dataset!r}, layers={list(layers)}, optimizer={c.optimizer!r},
                      lr={c.lr!r}, weight_decay={c.weight_decay!r}, schedule={c.schedule!r})
 optimizer = make_optimizer(config, model)  # biases and norm parameters are not decayed
-'''
+''' + (f"# clip the gradient norm before each step: Trainer(..., clip_grad_norm={c.clip_grad_norm!r})\n"
+       if c.clip_grad_norm else "")

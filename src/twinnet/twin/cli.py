@@ -6,7 +6,7 @@ import numpy as np
 
 from twinnet import losses
 from twinnet.config import OPTIMIZERS, TrainConfig
-from twinnet.models import build_mlp
+from twinnet.models import MODELS, build_cnn, build_mlp
 from twinnet.train.setup import make_optimizer
 from twinnet.twin.compare import PRECISIONS, compare
 
@@ -28,13 +28,22 @@ def run_twin_command(args) -> int:
         args.optimizer = "adam"
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    kind = getattr(args, "model", "mlp")
+    if kind not in MODELS:
+        raise ValueError(f"--model must be one of {', '.join(MODELS)}, got {kind!r}")
     dtype = np.dtype(args.dtype)
     rng = np.random.default_rng(args.seed)
-    model = build_mlp(
-        args.layers, args.activation, dropout=args.dropout, norm=args.norm, dtype=dtype, rng=rng
-    )
-    x = rng.normal(size=(args.batch_size, args.layers[0])).astype(dtype)
-    n_out = args.layers[-1]
+    if kind == "mlp":
+        model = build_mlp(
+            args.layers, args.activation, dropout=args.dropout, norm=args.norm, dtype=dtype, rng=rng
+        )
+        x = rng.normal(size=(args.batch_size, args.layers[0])).astype(dtype)
+        n_out, label = args.layers[-1], f"{args.layers} {args.activation} MLP"
+    else:  # a CNN on MNIST-sized images, 10 classes
+        norm = "batch" if args.norm == "batch" else "none"
+        model = build_cnn(kind, (1, 28, 28), 10, args.activation, args.dropout, norm, dtype=dtype, rng=rng)
+        x = rng.normal(size=(args.batch_size, 1, 28, 28)).astype(dtype)
+        n_out, label = 10, f"{kind} CNN ({args.activation}) on 1x28x28 images"
     if n_out == 1:
         loss_fn, y = (
             losses.BCEWithLogitsLoss(),
@@ -53,7 +62,7 @@ def run_twin_command(args) -> int:
     else:
         how = f"compared in {args.dtype}"
     print(
-        f"twin: {args.layers} {args.activation} MLP, {type(loss_fn).__name__}, batch {args.batch_size}, {what}; {how}"
+        f"twin: {label}, {type(loss_fn).__name__}, batch {args.batch_size}, {what}; {how}"
     )
     print(report)
     return 0 if report.passed() else 1

@@ -406,3 +406,18 @@ def test_the_backprop_link_knows_the_backprop_pages_limit():
     assert "up to 8 units" in wide.dataset_message()["backprop"]
     features, _ = _session({"dataset": "digits", "hidden": [4]})  # 64 inputs
     assert "64 inputs" in features.dataset_message()["backprop"]
+
+
+
+def test_a_blown_up_network_publishes_why_it_stopped():
+    from twinnet.studio.presets import PRESETS, state
+
+    session, sent = _session(state(PRESETS["exploding-gradients"], {"epochs": 4}))
+    session.start()
+    deadline = time.monotonic() + 60
+    while (session.alive or session._thread is None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    session.close()
+    last = json.loads(sent[-1])  # NaN weights and losses travel as null, not as a drawing error
+    assert last["type"] == "update" and last["state"] == "stopped" and last["train"]["loss"] is None
+    assert last["message"].startswith("the loss became nan at step")

@@ -20,9 +20,9 @@ PRESETS = {
         "experiment": ("linear-collapse", None),
         "title": "Linear collapse",
         "settings": {"dataset": "xor", "hidden": [8, 8, 8], "activation": "identity", "lr": 0.03},
-        "watch": "Three hidden layers without an activation are one matrix: the boundary stays a straight "
-                 "line and the validation accuracy stays near 50% (chance). With ReLU the same depth fits XOR "
-                 "within a hundred steps.",
+        "watch": "Three hidden layers without an activation are one matrix: every hidden unit is a plain ramp "
+                 "over the plane, the output can only be one too, so it stays unsure (white) and the validation "
+                 "accuracy near 50% (chance). With ReLU the same depth fits XOR within a hundred steps.",
         "missing": "",
         "then": [("same depth with ReLU", {"activation": "relu"})],
     },
@@ -43,7 +43,7 @@ PRESETS = {
         "title": "Exploding gradients",
         "settings": {"dataset": "sine", "hidden": [32, 32, 32, 32, 32, 32], "activation": "relu",
                      "optimizer": "sgd", "lr": 0.2},
-        "watch": "Six ReLU layers, plain SGD at lr 0.2: the gradient norms grow until the loss becomes NaN "
+        "watch": "Six ReLU layers, plain SGD at lr 0.2: within a few steps the gradients blow up, the loss becomes NaN "
                  "and training stops. Clipping the gradient norm to 1 at the same learning rate trains.",
         "missing": "The experiment scales He initialisation by 2; inits have no scale in a config, so the "
                    "learning rate does the exploding here.",

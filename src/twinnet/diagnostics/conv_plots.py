@@ -164,7 +164,10 @@ def make_conv_plots(run_dir: str | Path, probe_size: int = 256) -> list[Plot]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file() or not (run_dir / "model.safetensors").is_file():
         return []
-    config = TrainConfig.from_toml(run_dir / "config.toml")
+    try:
+        config = TrainConfig.from_toml(run_dir / "config.toml")
+    except ValueError:  # a config the report's own section already says is broken
+        return []
     if config.model == "mlp":
         return []
     model = make_model(config)

@@ -52,12 +52,14 @@ PRESETS = {
     "batch-size": {
         "experiment": ("batch-size", None),
         "title": "Batch size",
-        "settings": {"dataset": "spirals", "optimizer": "sgd", "lr": 0.05, "batch_size": 1},
-        "watch": "Batch 1: a noisy loss curve but many steps per epoch; compare the epoch counter with full "
-                 "batch (one smooth, slow step per epoch) and a mini-batch of 32.",
+        "settings": {"dataset": "digits", "hidden": [32], "activation": "relu", "optimizer": "sgd", "lr": 0.05,
+                     "batch_size": 1},
+        "watch": "The experiment's 64-32-10 ReLU net, SGD at lr 0.05, batch 1: about 90% validation accuracy "
+                 "after two epochs, with a noisy curve. Full batch takes one smooth step per epoch and is "
+                 "still near 10% then; a mini-batch of 32 sits between.",
         "missing": "The gradient-noise measurement and the per-second comparison are the experiment's, not "
                    "the page's.",
-        "then": [("full batch", {"batch_size": 1000}), ("mini-batch 32", {"batch_size": 32})],
+        "then": [("full batch", {"batch_size": 2000}), ("mini-batch 32", {"batch_size": 32})],
     },
     "overfitting": {
         "experiment": ("overfitting", None),

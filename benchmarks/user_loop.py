@@ -258,57 +258,57 @@ def roofline(products_rate: float, batch: int, layers, bytes_per_s: float) -> fl
     return batch / seconds
 
 
-def peak_rss_mb() -> float | None:
-    """This process's peak resident memory since the last reset_peak_rss() (VmHWM)."""
+def rss_mb(field: str = "VmHWM") -> float | None:
+    """This process's peak (VmHWM) or current (VmRSS) resident memory in MB (Linux)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
 
 
-def reset_peak_rss() -> bool:
+def reset_peak_rss() -> None:
+    """Linux: VmHWM := the current RSS (writing 5 to /proc/self/clear_refs); elsewhere nothing."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM := current RSS
-        return True
+        Path("/proc/self/clear_refs").write_text("5")
     except OSError:
-        return False
+        pass
 
 
 # -- the worker process -------------------------------------------------------------------------
 def worker(kind: str, n_samples: int) -> None:
-    """Answer one JSON request per stdin line: {"layers", "batch", "steps"[, "fresh"]} ->
-    {"rate": samples/s[, "bandwidth"][, "peak_mb", "base_mb"]}. Models are kept between
-    requests (warm, with their optimiser state) unless "fresh" asks for a new one alone."""
+    """Answer one JSON request per stdin line: {"layers", "batch", "steps"[, "bandwidth"]} ->
+    {"rate": samples/s, "cpu_rate", "base_mb", "peak_mb"[, "bandwidth"]}. Models are kept
+    between requests (warm, with their optimiser state). base_mb: resident memory before
+    the first model was built (libraries and data); peak_mb: the process's peak so far."""
     import gc
+    import importlib
 
+    if kind != "products":  # the library in memory before "base" (torch alone is ~300 MB)
+        importlib.import_module({"torch": "torch", "numpy": "numpy"}.get(kind, "twinnet.train.trainer"))
     x, y = load_data(n_samples)
+    gc.collect()
+    reset_peak_rss()  # forget the peak of reading all of MNIST to keep n_samples of it
+    base = rss_mb("VmRSS")
     runs = {}
     for line in sys.stdin:
         req = json.loads(line)
         key = (tuple(req["layers"]), req["batch"])
-        out = {}
-        if req.get("fresh"):
-            runs.clear()
-            gc.collect()
-            if reset_peak_rss():
-                out["base_mb"] = peak_rss_mb()
         if key not in runs:
             runs[key] = KINDS[kind](req["layers"], x, y, req["batch"])
         run, steps = runs[key], req["steps"]
         run(max(1, steps // 10))  # warm: caches, threads, first-call allocations
         t, cpu = time.perf_counter(), time.process_time()
         run(steps)
-        out["rate"] = steps * req["batch"] / (time.perf_counter() - t)
+        out = {"rate": steps * req["batch"] / (time.perf_counter() - t)}
         # samples per CPU-second of all this process's threads: what a step costs in work,
         # steadier than wall time on a shared machine (but spinning BLAS threads count)
         out["cpu_rate"] = steps * req["batch"] / max(time.process_time() - cpu, 1e-9)
         if kind == "products" and req.get("bandwidth"):
             out["bandwidth"] = bandwidth()
-        if req.get("fresh") and "base_mb" in out:
-            out["peak_mb"] = peak_rss_mb()
+        out["base_mb"], out["peak_mb"] = base, rss_mb("VmHWM")
         print(json.dumps(out), flush=True)
 
 
@@ -334,12 +334,21 @@ class Worker:
         self.proc.wait()
 
 
+def ask_once(name: str, n_samples: int, req: dict) -> dict:
+    """One request to a new worker process, closed afterwards."""
+    w = Worker(name, n_samples)
+    try:
+        return w.ask(**req)
+    finally:
+        w.close()
+
+
 def steps_for(layers, batch, budget: float) -> int:
     """Steps per timing: about ``budget`` flops (6 per weight per sample), 3 to 300."""
     return int(min(300, max(3, budget / (6 * batch * n_params(layers)))))
 
 
-def measure(ask, names, configs, rounds, budget, pause=0.2, fresh=False, seed=0) -> dict:
+def measure(ask, names, configs, rounds, budget, pause=0.2, seed=0) -> dict:
     """{config: {name: [result per round]}}; ``ask(name, **request) -> result``. Every round
     visits the configurations in turn and, for each, the contenders in a new random order."""
     order = random.Random(seed)
@@ -349,8 +358,6 @@ def measure(ask, names, configs, rounds, budget, pause=0.2, fresh=False, seed=0)
             for name in order.sample(list(names), len(names)):
                 time.sleep(pause)
                 req = {"layers": layers, "batch": batch, "steps": steps_for(layers, batch, budget)}
-                if fresh:
-                    req["fresh"] = True
                 if name == "products" and batch == 32:
                     req["bandwidth"] = True
                 results[c][name].append(ask(name, **req))
@@ -516,13 +523,17 @@ def main(argv=None) -> None:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
             os.environ[var] = str(args.threads)
         header += f"; every contender limited to {args.threads} thread(s)"
-    workers = {n: Worker(n, n_samples) for n in names}
-    try:
-        results = measure(lambda n, **req: workers[n].ask(**req), names, configs, rounds, budget,
-                          pause=0.0 if args.quick else 0.2, fresh=args.cost)
-    finally:
-        for w in workers.values():
-            w.close()
+    if args.cost:  # a new process for every model: its peak memory is that model's alone
+        results = measure(lambda n, **req: ask_once(n, n_samples, req), names, configs, rounds, budget,
+                          pause=0.0 if args.quick else 0.2)
+    else:
+        workers = {n: Worker(n, n_samples) for n in names}
+        try:
+            results = measure(lambda n, **req: workers[n].ask(**req), names, configs, rounds, budget,
+                              pause=0.0 if args.quick else 0.2)
+        finally:
+            for w in workers.values():
+                w.close()
     if args.cost:
         section = cost_section(results, configs, rounds, header)
     else:
@@ -562,9 +573,9 @@ def cost_section(results, configs, rounds, header) -> list[str]:
     return [
         "### The cost curve (`benchmarks/user_loop.py --cost`)", "",
         f"The README's loop against a plain torch loop, batch 128, {rounds} rounds; each model trained",
-        "in a process that holds nothing else (peak RSS reset before it: Linux VmHWM); 'above",
-        "start' is the peak minus the process's RSS before the model was built (data and",
-        f"libraries loaded). Machine: {header}.", "",
+        "in a new process (a worker that loads the libraries and the 20,000 images, then trains",
+        "only that model): peak RSS is the process's VmHWM; 'above start' is the peak minus its",
+        f"RSS before the model was built. Machine: {header}.", "",
         *cost_table(results, configs), "",
     ]
 

@@ -152,3 +152,26 @@ def test_an_mlp_run_gets_no_conv_figures(tmp_path):
     run_training(TrainConfig(dataset="digits", layers=[64, 16, 10], epochs=1), out=out, progress=False)
     assert make_conv_plots(out) == [] and make_conv_plots(tmp_path / "missing") == []
     assert not has_conv(build_mlp([4, 3, 2], rng=0)) and has_conv(build_cnn("lenet", rng=0))
+
+
+def test_the_report_of_a_cnn_run_shows_its_filters_and_feature_maps(cnn_run):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed")
+    from twinnet.diagnostics.report import render_report
+
+    page = render_report(cnn_run)
+    for title in ("Learned filters of the first convolution", "Feature maps of one example", "Channels: activity and gradient"):
+        assert f"<h3>{title}</h3>" in page
+    assert page.count('<img alt="conv_') == 3  # embedded, the page stays one file
+
+
+def test_a_report_says_why_the_conv_figures_are_missing(cnn_run, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed")
+    import shutil
+
+    from twinnet.diagnostics.report import render_report
+
+    run = tmp_path / "run"
+    shutil.copytree(cnn_run, run)
+    (run / "model.safetensors").write_bytes(b"not a safetensors file")
+    page = render_report(run)
+    assert "The convolution figures could not be drawn" in page and "<h3>Learned filters" not in page

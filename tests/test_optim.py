@@ -200,7 +200,7 @@ def test_configurations_are_all_different():
 def test_defaults_match_torch_2x():
     w, M = make_params()
     assert optim.SGD([w]).defaults == dict(
-        lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False
+        lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False
     )
     assert optim.RMSprop([w]).defaults == dict(
         lr=1e-2, momentum=0.0, alpha=0.99, eps=1e-8, centered=False, weight_decay=0.0
@@ -211,9 +211,10 @@ def test_defaults_match_torch_2x():
     adam = optim.Adam([w]).defaults
     assert adam["lr"] == 1e-3 and adam["betas"] == (0.9, 0.999) and adam["eps"] == 1e-8
     assert adam["weight_decay"] == 0.0 and adam["amsgrad"] is False
-    assert adam["decoupled_weight_decay"] is False
+    assert adam["decoupled_weight_decay"] is False and adam["maximize"] is False
     adamw = optim.AdamW([w]).defaults
     assert adamw["weight_decay"] == 1e-2 and adamw["decoupled_weight_decay"] is True
+    assert adamw["maximize"] is False
 
 
 @pytest.mark.torch

@@ -406,3 +406,35 @@ def test_the_backprop_link_knows_the_backprop_pages_limit():
     assert "up to 8 units" in wide.dataset_message()["backprop"]
     features, _ = _session({"dataset": "digits", "hidden": [4]})  # 64 inputs
     assert "64 inputs" in features.dataset_message()["backprop"]
+
+
+
+def test_a_blown_up_network_publishes_why_it_stopped():
+    from twinnet.studio.presets import PRESETS, state
+
+    session, sent = _session(state(PRESETS["exploding-gradients"], {"epochs": 4}))
+    session.start()
+    deadline = time.monotonic() + 60
+    while (session.alive or session._thread is None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    session.close()
+    last = json.loads(sent[-1])  # NaN weights and losses travel as null, not as a drawing error
+    assert last["type"] == "update" and last["state"] == "stopped" and last["train"]["loss"] is None
+    assert last["message"].startswith("the loss became nan at step")
+
+
+def test_batch_size_and_overfitting_presets_show_their_claims():
+    from twinnet.studio.presets import PRESETS, state
+
+    def val(session, key):
+        return session.trainer.evaluate(session.pd.x_val, session.y_val)[key]
+
+    batch = PRESETS["batch-size"]
+    one, full = (_train_until_done(state(batch, {"epochs": 1, **c})) for c in ({}, batch["then"][0][1]))
+    assert val(one, "accuracy") > 0.8 and val(full, "accuracy") < 0.4  # per epoch, batch 1 learns fastest
+    over = PRESETS["overfitting"]
+    plain = _train_until_done(state(over, {"epochs": 25}))
+    rules = [f["rule"] for f in views.plain_findings([], plain.epoch_rows)]
+    assert len(plain.pd.x_train) <= 100 and "overfitting" in rules
+    l2 = _train_until_done(state(over, {"epochs": 25, **over["then"][0][1]}))
+    assert val(l2, "loss") < val(plain, "loss")

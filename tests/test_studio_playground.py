@@ -124,3 +124,67 @@ def test_drawn_points_become_the_training_data(studio_server, page):
     assert page.locator("#units canvas").count() == 16  # 8 + 8 hidden units, one thumbnail each
     screenshot(page, "playground-drawn")
     assert page.console_errors == []
+
+
+def _val_accuracy_after(tab, steps: int) -> float:
+    tab.click("#start")
+    tab.wait_for_function(f"() => window.studio.update.step >= {steps}", timeout=60_000)
+    tab.click("#pause")
+    _wait_state(tab, "paused")
+    return tab.evaluate("() => window.studio.update.val.accuracy")
+
+
+def _unit_maps(tab) -> list[list[int]]:
+    """The first hidden layer's unit maps as the page received them (0..255 per cell)."""
+    return tab.evaluate("() => window.studio.update.units[0].units.map((b) => Array.from(atob(b), (c) => c.charCodeAt(0)))")
+
+
+def test_book_experiment_presets(studio_server, page):
+    from twinnet.experiments import EXPERIMENTS
+
+    page.goto(studio_server + "/")
+    _wait_state(page, "ready")
+    page.select_option("#preset", "linear-collapse")
+    page.wait_for_function("() => window.studio.dataset && window.studio.dataset.layers.join() === '2,8,8,8,1'")
+    assert page.locator("#set-activation").input_value() == "identity"
+    assert all(k in page.url for k in ("dataset=xor", "hidden=8%2C8%2C8", "activation=identity"))
+    assert page.locator("#preset-claim").inner_text() == f"Claim: {EXPERIMENTS['linear-collapse'][1]}"
+    # the backprop page can trace this network: the link carries the playground's keys
+    link = page.locator("#backprop-link")
+    href = link.get_attribute("href")
+    assert href.startswith("/backprop?example=playground&") and page.url.split("?")[1] in href
+    assert page.request.get(studio_server + href.replace("/backprop", "/api/backprop", 1)).ok
+
+    # no activation: three layers are one matrix, XOR stays near chance; ReLU fits it
+    linear = _val_accuracy_after(page, 150)
+    screenshot(page, "playground-preset-linear-collapse")
+    page.click("#preset-then-0")
+    page.wait_for_function("() => window.studio.update && window.studio.update.step === 0 && window.studio.state.activation === 'relu'")
+    assert "activation=relu" in page.url and page.locator("#preset-box").is_visible()
+    relu = _val_accuracy_after(page, 150)
+    assert linear < 0.75 and relu > 0.9, (linear, relu)  # a line gets at most 3 of the 4 XOR clusters right
+
+    # zero initialisation: every hidden unit's map is the same, and stays so while training
+    page.select_option("#preset", "symmetry-breaking")
+    page.wait_for_function("() => window.studio.dataset && window.studio.dataset.name === 'blobs' && window.studio.update && window.studio.update.step === 0")
+    assert "init=zeros" in page.url
+    _val_accuracy_after(page, 60)
+    maps = _unit_maps(page)
+    assert len(maps) == 6 and max(maps[0]) - min(maps[0]) > 50  # the units learned something ...
+    assert all(max(abs(a - b) for a, b in zip(m, maps[0], strict=True)) <= 1 for m in maps)  # ... all the same
+    screenshot(page, "playground-preset-symmetry")
+    page.click("#preset-then-0")  # random initialisation: six different maps from the start
+    page.wait_for_function("() => window.studio.update && window.studio.update.step === 0 && window.studio.state.init === 'auto'")
+    maps = _unit_maps(page)
+    assert min(max(abs(a - b) for a, b in zip(m, maps[0], strict=True)) for m in maps[1:]) > 20
+
+    # too big for the backprop page (64 inputs): the link is off and says why
+    page.select_option("#preset", "overfitting")
+    page.wait_for_function("() => window.studio.dataset && window.studio.dataset.name === 'digits'")
+    assert link.get_attribute("aria-disabled") == "true" and link.get_attribute("href") is None
+    assert "up to 8 units" in link.get_attribute("title")
+    # a shared link opens with its experiment's line
+    page.goto(page.url)
+    page.locator("#preset-box").wait_for(state="visible")
+    assert page.locator("#preset").input_value() == "overfitting"
+    assert page.console_errors == []

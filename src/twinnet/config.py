@@ -16,12 +16,17 @@ from pathlib import Path
 
 import tomli_w
 
+from twinnet import optim
 from twinnet.data.datasets import IMAGE_SHAPES
 from twinnet.models import ACTIVATIONS, CNN_NORMS, MODELS, NORMS
 from twinnet.nn.init import WEIGHT_INITS
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
-SCHEDULES = ("none", "step", "exponential", "cosine", "warmup-cosine", "onecycle", "plateau")
+# the optimiser and schedule names, and the rules of their hyperparameters, are the
+# optim package's tables (optim.OPTIMIZERS, the classes' hypers, lr_scheduler.recipes)
+OPTIMIZERS = tuple(optim.OPTIMIZERS)
+SCHEDULES = tuple(optim.lr_scheduler.recipes.RECIPES)
+# config keys that are optimiser hyperparameters of the same name
+OPTIMIZER_KEYS = ("lr", "momentum", "weight_decay")
 DTYPES = ("float32", "float64")
 ENGINES = ("numpy", "torch")
 INITS = ("default", "auto", *(k for k in WEIGHT_INITS if k != "default"))
@@ -119,9 +124,9 @@ class TrainConfig:
         need(_choice(self.norm, NORMS), "norm", f"one of {list(NORMS)}")
         need(_number(self.dropout) and 0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
         need(_choice(self.optimizer, OPTIMIZERS), "optimizer", f"one of {list(OPTIMIZERS)}")
-        need(_number(self.lr) and self.lr > 0, "lr", "a number > 0")
-        need(_number(self.momentum) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
-        need(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        # a run's policy on top of the optimiser's rule (lr >= 0): lr 0 would train nothing
+        need(not _number(self.lr) or self.lr > 0, "lr", "a number > 0")
+        self._check_optimizer_keys()
         need(_choice(self.schedule, SCHEDULES), "schedule", f"one of {list(SCHEDULES)}")
         need(_integer(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
         need(_integer(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
@@ -156,6 +161,20 @@ class TrainConfig:
         need(_integer(self.checkpoint_every) and self.checkpoint_every >= 0, "checkpoint_every", "an integer >= 0 (0: only at epoch ends)")
         if self.nproc > 1 and self.engine != "torch":
             raise ConfigError("config key 'nproc': more than one process needs engine = 'torch'")
+
+    def _check_optimizer_keys(self) -> None:
+        """lr, momentum, weight_decay: finite numbers that pass the rule of the optimiser's
+        table ("lr must be >= 0"); momentum, which only the SGD names use, SGD's rule."""
+        table = optim.registry.hypers(self.optimizer)
+        sgd = optim.registry.hypers("sgd")
+        for key in OPTIMIZER_KEYS:
+            value = getattr(self, key)
+            if not _number(value):
+                raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}")
+            try:
+                table.get(key, sgd[key]).check(value)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"config key {key!r}: {err}") from None
 
     # -- reading and writing ------------------------------------------------------
     @classmethod

@@ -12,6 +12,9 @@ import argparse
 import os
 import sys
 
+from twinnet import optim
+from twinnet.optim.lr_scheduler.recipes import RECIPES
+
 EXIT_USAGE = 2
 
 
@@ -51,11 +54,11 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="default (PyTorch's), auto, kaiming_uniform, kaiming_normal, xavier_uniform, lecun_uniform, ...; append _fan_out to a kaiming/he/lecun name for mode=fan_out")
     p.add_argument("--norm", help="none, batch or layer")
     p.add_argument("--dropout", type=float, help="dropout probability after each hidden activation")
-    p.add_argument("--optimizer", help="sgd, momentum, nesterov, rmsprop, adagrad, adam, adamw")
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--momentum", type=float, help="momentum for sgd variants")
+    p.add_argument("--optimizer", help=f"{', '.join(optim.OPTIMIZERS)} (default adam; list below)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    p.add_argument("--momentum", type=float, help="momentum of the momentum and nesterov optimizers (default 0.9)")
     p.add_argument("--weight-decay", type=float, help="weight decay (not applied to biases and norm parameters)")
-    p.add_argument("--schedule", help="none, step, exponential, cosine, warmup-cosine, onecycle, plateau")
+    p.add_argument("--schedule", help=f"{', '.join(RECIPES)} (default cosine; list below)")
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps before the schedule")
     p.add_argument("--epochs", type=int, help="number of epochs")
     p.add_argument("--batch-size", type=int, help="mini-batch size")
@@ -74,6 +77,16 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps (0: epoch ends only)")
 
 
+def _train_epilog() -> str:
+    """The optimisers and schedules, from their tables (twinnet.optim)."""
+    lines = ["optimizers (--optimizer NAME): class, then each hyperparameter with its rule",
+             "and class default; --lr, --momentum, --weight-decay set those of that name:"]
+    lines += [f"  {optim.registry.describe(name)}" for name in optim.OPTIMIZERS]
+    lines += ["", "schedules (--schedule NAME):"]
+    lines += [f"  {name:<14}{recipe.doc}" for name, recipe in RECIPES.items()]
+    return "\n".join(lines)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error as one line on stderr (exit 2) like every other error."""
 
@@ -89,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("train", help="train a model (default: 784-512-256-10 ReLU MLP on MNIST)")
+    p = sub.add_parser(
+        "train",
+        help="train a model (default: 784-512-256-10 ReLU MLP on MNIST)",
+        epilog=_train_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_train_flags(p)
     p.add_argument("--out", help="run folder (default runs/<timestamp>-<dataset>)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")

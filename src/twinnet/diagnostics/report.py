@@ -201,12 +201,19 @@ def _plots_section(run_dir: Path) -> str:
         return f'<p class="note">Plots need matplotlib ({_e(err)}).</p>'
     except (OSError, ValueError, KeyError) as err:
         return f'<p class="note">The plots could not be drawn: {_e(err)}</p>'
+    conv_note = ""
+    try:  # a CNN run: its first layer's filters, one example's feature maps, its channels
+        from twinnet.diagnostics.conv_plots import make_conv_plots
+
+        plots = plots + make_conv_plots(run_dir)
+    except (OSError, ValueError, KeyError) as err:
+        conv_note = f'<p class="note">The convolution figures could not be drawn: {_e(err)}</p>'
     if not plots:
         return (
             '<p class="note">Nothing to plot: no <code>history.csv</code> or diagnostics '
             "in this folder.</p>"
         )
-    return "".join(
+    return conv_note + "".join(
         f"<figure><h3>{_e(p.title)}</h3>{_image(p.path)}<figcaption>{_e(p.caption)}</figcaption></figure>"
         for p in plots
     )

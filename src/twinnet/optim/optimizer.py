@@ -24,62 +24,51 @@ JSON, without pickle::
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from twinnet.nn.parameter import Parameter
+from twinnet.optim.hyper import (
+    Hyper,
+    Tabled,
+    bind,
+    check_bool,
+    check_nonnegative,
+    check_real,
+    check_unit_interval,
+    document,
+)
+
+# the checks live with the tables (twinnet.optim.hyper); re-exported for their old callers
+__all__ = ["Optimizer", "Hyper", "check_bool", "check_nonnegative", "check_real",
+           "check_unit_interval", "descent_grad", "lerp_"]
 
 
-# -- validation helpers (shared by every optimiser) --------------------------------------
-def check_real(name: str, value: Any) -> float:
-    """Return ``value`` as a Python float, or raise TypeError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)  # np.float64 scalars would upcast float32 arrays: keep Python floats
-
-
-def check_nonnegative(name: str, value: Any) -> float:
-    """``value`` as a float; ValueError unless ``value >= 0`` ("lr must be >= 0, got -0.1")."""
-    value = check_real(name, value)
-    if not value >= 0.0:  # also rejects NaN
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def check_unit_interval(name: str, value: Any) -> float:
-    """``value`` as a float; ValueError unless ``0 <= value < 1``."""
-    value = check_real(name, value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return value
-
-
-def check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-class Optimizer:
+class Optimizer(Tabled):
     """Base class: parameter groups, lazily created per-parameter state, checkpoints.
 
-    Subclasses pass their ``defaults`` (hyperparameter name -> default value), implement
-    :meth:`_check_group` (validate and normalise one group's hyperparameters in place),
-    set :attr:`update_rule` and implement :meth:`_hyperparameters`; :meth:`step` applies
-    the rule to every parameter of every group.
+    A subclass states its hyperparameters once, in :attr:`hypers` (see
+    :mod:`twinnet.optim.hyper`): the constructor ``Cls(params, lr, ...)``, its checks,
+    ``defaults`` and every param group's entries come from that table. It also sets
+    :attr:`update_rule`, which :meth:`step` applies to every parameter of every group
+    with the group's hyperparameters as keyword arguments, and names the per-parameter
+    state entries in :attr:`state_names`.
 
     Args:
         params: an iterable of Parameters, or of dicts (parameter groups) each with a
             ``"params"`` entry and optionally its own hyperparameters.
-        defaults: hyperparameters used where a group does not set them.
+        *args, **kwargs: the hyperparameters of :attr:`hypers`, used where a group does
+            not set them.
     """
 
-    def __init__(self, params: Iterable[Parameter] | Iterable[dict], defaults: dict[str, Any]):
-        self.defaults = dict(defaults)
-        self._check_group(self.defaults)  # reject bad defaults even if every group overrides them
+    #: the names of the per-parameter state entries (``"step"``, ``"exp_avg"``, ...)
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        # the signature is the table's: (params, lr=..., ..., *, maximize=...)
+        params, self.defaults = bind(type(self), args, kwargs)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Parameter, dict[str, Any]] = {}
         self._scratch_bufs: dict[np.dtype, list[np.ndarray]] = {}
@@ -150,8 +139,13 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Validate one group's hyperparameters, converting numbers to Python floats."""
-        group["lr"] = check_nonnegative("lr", group["lr"])
+        """Validate one group's hyperparameters in place, normalising them (Python floats)."""
+        for h in self.hypers:
+            group[h.name] = h.check(group[h.name])
+        self._check_relations(group)
+
+    def _check_relations(self, group: dict[str, Any]) -> None:
+        """Constraints between hyperparameters (SGD: nesterov needs momentum); none here."""
 
     # -- the training-loop API --------------------------------------------------------
     def zero_grad(self) -> None:
@@ -166,8 +160,9 @@ class Optimizer:
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments of ``update_rule`` for one group, as Python scalars
-        (NumPy scalars would upcast float32 parameters)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement _hyperparameters")
+        (a scheduler or a user may have put a NumPy scalar into the group, and NumPy
+        scalars would upcast float32 parameters)."""
+        return {h.name: _plain(group[h.name]) for h in self.hypers}
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Update every parameter once from its ``.grad``; returns ``closure()`` if given."""
@@ -267,8 +262,6 @@ class Optimizer:
                 by_index[int(idx)] = p
             new_group = {k: v for k, v in group.items() if k != "params"}
             new_group.update({k: v for k, v in saved.items() if k != "params"})
-            if "betas" in new_group:
-                new_group["betas"] = tuple(new_group["betas"])
             try:
                 self._check_group(new_group)
             except (TypeError, ValueError) as err:
@@ -284,6 +277,11 @@ class Optimizer:
             p = by_index[idx]
             entry = {}
             for k, v in dict(saved).items():
+                if self.state_names and k not in self.state_names:
+                    raise ValueError(
+                        f"state {k!r} of parameter {idx} is not a state of {name}; "
+                        f"known: {list(self.state_names)}"
+                    )
                 if isinstance(v, np.ndarray | list):
                     v = np.asarray(v)
                     if v.shape != p.data.shape:
@@ -333,6 +331,9 @@ class Optimizer:
         return "\n".join(lines)
 
 
+document(Optimizer)
+
+
 def _plain(value: Any) -> Any:
     """Plain-Python copy of a hyperparameter or scalar state value (JSON-friendly)."""
     if isinstance(value, np.generic):
@@ -342,6 +343,26 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def descent_grad(
+    w: np.ndarray, grad: np.ndarray, weight_decay: float, maximize: bool, out: np.ndarray
+) -> np.ndarray:
+    """The gradient a step descends, torch's prelude: ``-grad`` if maximising, plus the
+    coupled L2 term ``wd * w``; written into ``out`` unless it is ``grad`` itself."""
+    g = grad
+    if maximize:
+        # g = -grad (torch negates first, before the weight decay)
+        g = np.negative(grad, out=out)
+    if weight_decay != 0:
+        # g = g + wd * w
+        np.multiply(w, weight_decay, out=out)
+        if maximize:
+            out -= grad
+        else:
+            out += grad
+        g = out
+    return g
 
 
 def lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:

@@ -46,7 +46,18 @@ def _selected(params: Parameter | Iterable[Parameter], skip_1d: bool) -> list[Pa
     return selected
 
 
-class L2Penalty:
+class _Penalty:
+    """What both penalties share: the coefficient, the 1-D exemption, the repr."""
+
+    def __init__(self, lam: float, skip_1d: bool = False):
+        self.lam = check_nonnegative("lam", lam)
+        self.skip_1d = bool(skip_1d)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lam={self.lam}, skip_1d={self.skip_1d})"
+
+
+class L2Penalty(_Penalty):
     """``lam/2 * sum(w^2)`` over the parameters; its gradient ``lam * w``.
 
     ``penalty(params)`` returns the value (add it to the loss you report);
@@ -55,10 +66,6 @@ class L2Penalty:
     ``weight_decay=lam`` in SGD/Adam (coupled L2). With ``skip_1d`` parameters with
     ``ndim <= 1`` (biases, normalisation parameters) are left out.
     """
-
-    def __init__(self, lam: float, skip_1d: bool = False):
-        self.lam = check_nonnegative("lam", lam)
-        self.skip_1d = bool(skip_1d)
 
     def __call__(self, params: Parameter | Iterable[Parameter]) -> float:
         # P = lam/2 * sum w^2
@@ -73,21 +80,14 @@ class L2Penalty:
         for p in _selected(params, self.skip_1d):
             p.grad += self.lam * p.data
 
-    def __repr__(self) -> str:
-        return f"L2Penalty(lam={self.lam}, skip_1d={self.skip_1d})"
 
-
-class L1Penalty:
+class L1Penalty(_Penalty):
     """``lam * sum(|w|)`` over the parameters; its (sub)gradient ``lam * sign(w)``.
 
     Same interface as :class:`L2Penalty`. The subgradient at ``w = 0`` is 0. Drives
     weights to exactly zero only with a proximal step; with plain gradient steps the
     weights oscillate around 0 at the scale ``lr * lam``.
     """
-
-    def __init__(self, lam: float, skip_1d: bool = False):
-        self.lam = check_nonnegative("lam", lam)
-        self.skip_1d = bool(skip_1d)
 
     def __call__(self, params: Parameter | Iterable[Parameter]) -> float:
         # P = lam * sum |w|
@@ -100,9 +100,6 @@ class L1Penalty:
         # dP/dw = lam * sign(w)
         for p in _selected(params, self.skip_1d):
             p.grad += self.lam * np.sign(p.data)
-
-    def __repr__(self) -> str:
-        return f"L1Penalty(lam={self.lam}, skip_1d={self.skip_1d})"
 
 
 def _is_1d(name: str, p: Parameter) -> bool:

@@ -12,29 +12,16 @@ Same update, order and defaults as ``torch.optim.RMSprop``::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from twinnet.nn.parameter import Parameter
-from twinnet.optim.optimizer import Optimizer, check_bool, check_nonnegative, lerp_
+from twinnet.optim.optimizer import Hyper, Optimizer, descent_grad, lerp_
 
 
-def rmsprop_update(
-    w: np.ndarray,
-    grad: np.ndarray,
-    state: dict[str, Any],
-    t1: np.ndarray,
-    t2: np.ndarray,
-    *,
-    lr: float,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    centered: bool,
-) -> None:
+def rmsprop_update(w: np.ndarray, grad: np.ndarray, state: dict[str, Any], t1: np.ndarray,
+                   t2: np.ndarray, *, lr: float, alpha: float, eps: float,
+                   weight_decay: float, momentum: float, centered: bool) -> None:
     """One RMSprop step on ``w`` in place; ``t1``, ``t2`` are scratch arrays shaped like ``w``."""
     if not state:
         state["step"] = 0
@@ -46,12 +33,8 @@ def rmsprop_update(
     state["step"] += 1
     square_avg = state["square_avg"]
 
-    g = grad
-    if weight_decay != 0:
-        # g = grad + wd * w
-        np.multiply(w, weight_decay, out=t1)
-        t1 += grad
-        g = t1
+    # g = grad + wd * w
+    g = descent_grad(w, grad, weight_decay, False, out=t1)
     # v = alpha * v + (1 - alpha) * g * g
     square_avg *= alpha
     np.multiply(g, 1.0 - alpha, out=t2)
@@ -85,56 +68,20 @@ def rmsprop_update(
 class RMSprop(Optimizer):
     """RMSprop (``torch.optim.RMSprop`` semantics and defaults).
 
-    Args:
-        params: Parameters or parameter groups (dicts with ``"params"``).
-        lr: learning rate (>= 0).
-        alpha: smoothing constant of the squared-gradient average (>= 0).
-        eps: added to the root mean square, outside the square root (>= 0).
-        weight_decay: coupled L2 coefficient (``g += wd * w``).
-        momentum: momentum factor (>= 0).
-        centered: normalise by an estimate of the gradient's variance instead of
-            its raw second moment.
+    Hyperparameters are given by position or keyword, in torch's order.
 
     State per parameter: ``"step"`` (int), ``"square_avg"``, and ``"momentum_buffer"``
     (momentum > 0), ``"grad_avg"`` (centered).
     """
 
+    hypers = (
+        Hyper("lr", 1e-2, ">= 0", "Learning rate."),
+        Hyper("alpha", 0.99, ">= 0", "Smoothing constant of the squared-gradient average."),
+        Hyper("eps", 1e-8, ">= 0", "Added to the root mean square, outside the square root."),
+        Hyper("weight_decay", 0.0, ">= 0", "Coupled L2 coefficient: g += wd * w."),
+        Hyper("momentum", 0.0, ">= 0", "Momentum factor."),
+        Hyper("centered", False, "bool",
+              "Normalise by an estimate of the gradient's variance, not its raw second moment."),
+    )
+    state_names = ("step", "square_avg", "momentum_buffer", "grad_avg")
     update_rule = staticmethod(rmsprop_update)
-
-    def __init__(
-        self,
-        params: Iterable[Parameter] | Iterable[dict],
-        lr: float = 1e-2,
-        alpha: float = 0.99,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
-        centered: bool = False,
-    ):
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            alpha=alpha,
-            eps=eps,
-            centered=centered,
-            weight_decay=weight_decay,
-        )
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        group["lr"] = check_nonnegative("lr", group["lr"])
-        group["eps"] = check_nonnegative("eps", group["eps"])
-        group["momentum"] = check_nonnegative("momentum", group["momentum"])
-        group["weight_decay"] = check_nonnegative("weight_decay", group["weight_decay"])
-        group["alpha"] = check_nonnegative("alpha", group["alpha"])
-        group["centered"] = check_bool("centered", group["centered"])
-
-    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
-        return dict(
-            lr=float(group["lr"]),
-            alpha=float(group["alpha"]),
-            eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]),
-            momentum=float(group["momentum"]),
-            centered=bool(group["centered"]),
-        )

@@ -2,7 +2,8 @@
 
 Same update, order and defaults as ``torch.optim.SGD`` (lr defaults to 1e-3)::
 
-    g = grad + weight_decay * w                       (coupled L2)
+    g = -grad if maximize else grad
+    g = g + weight_decay * w                           (coupled L2)
     b = g                          on the first step   (no dampening on the first step)
     b = momentum * b + (1 - dampening) * g             afterwards
     g = g + momentum * b  (nesterov)   or   g = b
@@ -11,35 +12,19 @@ Same update, order and defaults as ``torch.optim.SGD`` (lr defaults to 1e-3)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from twinnet.nn.parameter import Parameter
-from twinnet.optim.optimizer import Optimizer, check_bool, check_nonnegative, check_real
+from twinnet.optim.optimizer import Hyper, Optimizer, descent_grad
 
 
-def sgd_update(
-    w: np.ndarray,
-    grad: np.ndarray,
-    state: dict[str, Any],
-    t1: np.ndarray,
-    t2: np.ndarray,
-    *,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-) -> None:
+def sgd_update(w: np.ndarray, grad: np.ndarray, state: dict[str, Any], t1: np.ndarray,
+               t2: np.ndarray, *, lr: float, momentum: float, dampening: float,
+               weight_decay: float, nesterov: bool, maximize: bool) -> None:
     """One SGD step on ``w`` in place; ``t1``, ``t2`` are scratch arrays shaped like ``w``."""
-    g = grad
-    if weight_decay != 0:
-        # g = grad + wd * w
-        np.multiply(w, weight_decay, out=t1)
-        t1 += grad
-        g = t1
+    # g = (-grad if maximize else grad) + wd * w
+    g = descent_grad(w, grad, weight_decay, maximize, out=t1)
     if momentum != 0:
         buf = state.get("momentum_buffer")
         if buf is None:
@@ -68,55 +53,28 @@ def sgd_update(
 class SGD(Optimizer):
     """Stochastic gradient descent (``torch.optim.SGD`` semantics and defaults).
 
-    Args:
-        params: Parameters or parameter groups (dicts with ``"params"``).
-        lr: learning rate (>= 0). Default 1e-3, as in torch 2.x.
-        momentum: momentum factor (>= 0).
-        dampening: dampening for momentum (not applied on the first step).
-        weight_decay: coupled L2 coefficient, added to the gradient as ``wd * w``
-            (the gradient of ``L2Penalty(wd)``, i.e. of ``wd/2 * ||w||^2``).
-        nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
+    Hyperparameters are given by position or keyword, in torch's order. ``weight_decay``
+    is coupled L2: ``wd * w`` is added to the gradient (the gradient of
+    ``L2Penalty(wd)``, i.e. of ``wd/2 * ||w||^2``).
 
     State per parameter: ``"momentum_buffer"`` (only when momentum != 0).
     """
 
+    hypers = (
+        Hyper("lr", 1e-3, ">= 0", "Learning rate (torch 2.x default)."),
+        Hyper("momentum", 0.0, ">= 0", "Momentum factor."),
+        Hyper("dampening", 0.0, "real", "Dampening of the momentum (not on the first step)."),
+        Hyper("weight_decay", 0.0, ">= 0", "Coupled L2 coefficient: g += wd * w."),
+        Hyper("nesterov", False, "bool", "Nesterov momentum (needs momentum > 0, dampening 0)."),
+        Hyper("maximize", False, "bool", "Ascend the objective: step along +grad.",
+              keyword_only=True),
+    )
+    state_names = ("momentum_buffer",)
     update_rule = staticmethod(sgd_update)
 
-    def __init__(
-        self,
-        params: Iterable[Parameter] | Iterable[dict],
-        lr: float = 1e-3,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-    ):
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-        )
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        group["lr"] = check_nonnegative("lr", group["lr"])
-        group["momentum"] = check_nonnegative("momentum", group["momentum"])
-        group["dampening"] = check_real("dampening", group["dampening"])
-        group["weight_decay"] = check_nonnegative("weight_decay", group["weight_decay"])
-        group["nesterov"] = check_bool("nesterov", group["nesterov"])
+    def _check_relations(self, group: dict[str, Any]) -> None:
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 "nesterov momentum requires momentum > 0 and dampening = 0, got "
                 f"momentum={group['momentum']}, dampening={group['dampening']}"
             )
-
-    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
-        return dict(
-            lr=float(group["lr"]),
-            momentum=float(group["momentum"]),
-            dampening=float(group["dampening"]),
-            weight_decay=float(group["weight_decay"]),
-            nesterov=bool(group["nesterov"]),
-        )

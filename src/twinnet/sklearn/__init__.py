@@ -35,7 +35,8 @@ What is optimised (see ``_objective.py``), per mini-batch with weights w_i, S = 
 
 Differences from scikit-learn's MLP: no "lbfgs" solver and no ``learning_rate`` /
 ``power_t`` (use ``schedule``); Adam adds eps after bias correction (torch); the
-default init is He-uniform for ReLU (``init="sklearn"`` gives scikit-learn's);
+default init is scikit-learn's (Glorot-uniform weights and biases); unequal ``sample_weight`` with ``norm="batch"``
+is refused;
 ``predict_proba`` returns float64 while the network runs in float32 by default.
 """
 

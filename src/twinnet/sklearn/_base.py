@@ -10,9 +10,7 @@ validation score.
 
 from __future__ import annotations
 
-import json
 import math
-import numbers
 import warnings
 
 import numpy as np
@@ -24,97 +22,21 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from twinnet import nn, optim
-from twinnet.checkpoint import save_weights
-from twinnet.models import build_mlp
+from twinnet.sklearn._model import _Batches, _other_float, backward_params, build_model
 from twinnet.sklearn._objective import Objective
-from twinnet.sklearn._params import Settings, resolve
+from twinnet.sklearn._params import Settings, resolve, solver_hyperparameters
+from twinnet.sklearn._weights import WeightsMixin
 
 # rows per forward pass at predict time (bounds the memory the layers' caches hold)
 PREDICT_CHUNK = 4096
 
 
-def _other_float(dtype: np.dtype) -> type:
-    return np.float64 if dtype == np.float32 else np.float32
-
-
-def build_model(settings: Settings, n_in: int, n_out: int, seed: int) -> nn.Sequential:
-    """The network of an estimator: build_mlp, plus scikit-learn's init if asked for."""
-    rng = np.random.default_rng(seed)
-    init = "default" if settings.init == "sklearn" else settings.init
-    model = build_mlp(
-        [n_in, *settings.hidden, n_out],
-        activation=settings.activation,
-        dropout=settings.dropout,
-        norm=settings.norm,
-        init=init,
-        dtype=settings.dtype,
-        rng=rng,
-    )
-    if settings.init == "sklearn":
-        # scikit-learn's _init_coef: W and b ~ U(-a, a), a = sqrt(f / (fan_in + fan_out)),
-        # f = 2 for the logistic activation, 6 otherwise
-        factor = 2.0 if settings.activation == "sigmoid" else 6.0
-        for layer in model.modules():
-            if isinstance(layer, nn.Linear):
-                a = math.sqrt(factor / (layer.in_features + layer.out_features))
-                layer.weight.data[...] = rng.uniform(-a, a, layer.weight.shape)
-                layer.bias.data[...] = rng.uniform(-a, a, layer.bias.shape)
-    return model
-
-
-def backward_params(model: nn.Sequential, grad: np.ndarray) -> None:
-    """``model.backward(grad)`` without the gradient of the input, which training never uses.
-
-    A first Linear layer is told to skip its dL/dx (``Linear.input_grad``): a (B, out) x
-    (out, in) product as large as its forward, 15-20% of a step.
-    """
-    first = model.layers[0]
-    if not isinstance(first, nn.Linear):
-        model.backward(grad)
-        return
-    first.input_grad = False
-    try:
-        model.backward(grad)
-    finally:
-        first.input_grad = True
-
-
-class _Batches:
-    """Mini-batches of (x, target, weight) for one epoch, shuffled or in order.
-
-    Dense x is gathered once per epoch into a reused buffer (batches are views of it);
-    sparse x (CSR) is densified one batch at a time.
-    """
-
-    def __init__(self, x, target, weight, batch_size: int, merge_single: bool):
-        self.x, self.target, self.weight = x, target, weight
-        n = x.shape[0]
-        starts = list(range(0, n, batch_size))
-        if merge_single and len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()  # BatchNorm cannot train on a batch of one: fold it into the last
-        self.bounds = list(zip(starts, [*starts[1:], n], strict=True))
-        self._buf = None
-
-    def epoch(self, perm: np.ndarray | None):
-        x, t, w = self.x, self.target, self.weight
-        if perm is not None:
-            if sp.issparse(x):
-                x = x[perm]
-            else:
-                if self._buf is None:
-                    self._buf = np.empty_like(x, order="C")
-                x = np.take(x, perm, axis=0, out=self._buf)
-            t = t[perm]
-            w = None if w is None else w[perm]
-        for lo, hi in self.bounds:
-            xb = x[lo:hi]
-            if sp.issparse(xb):
-                xb = xb.toarray()
-            yield xb, t[lo:hi], None if w is None else w[lo:hi]
-
-
-class BaseMLP(BaseEstimator):
+class BaseMLP(WeightsMixin, BaseEstimator):
     """Shared implementation; use :class:`MLPClassifier` or :class:`MLPRegressor`."""
+
+    # init="auto": scikit-learn's Glorot-uniform weights and biases, which matched or beat
+    # He (the output layer included) on every data set of benchmarks/sklearn_init.md
+    _auto_init = "sklearn"
 
     def __init__(
         self,
@@ -218,12 +140,20 @@ class BaseMLP(BaseEstimator):
             if sp.issparse(X)
             else X.astype(settings.dtype, copy=False)
         )
+        if settings.norm == "batch" and sample_weight is not None and np.ptp(sample_weight) > 0:
+            raise ValueError(
+                "sample_weight with norm='batch' is not supported: BatchNorm's batch mean "
+                "and variance do not see the weights, so a weighted row would not count as "
+                "that many repeated rows; use norm='layer' or None (or equal weights)"
+            )
         if settings.norm == "batch" and X.shape[0] < 2:
             raise ValueError(f"norm='batch' needs at least 2 training samples, got {X.shape[0]}")
         rs = check_random_state(self.random_state)
 
         if first_pass:
             self._initialize(settings, X.shape[1], n_outputs, head, rs)
+            if not (incremental or self.warm_start):
+                self._drop_assigned_weights()  # fit starts afresh, as scikit-learn's
         else:
             if settings.architecture != self._architecture:
                 raise ValueError(
@@ -236,6 +166,8 @@ class BaseMLP(BaseEstimator):
                     f"y has {n_outputs} output(s) of kind {head!r}, but the network was built "
                     f"for {self.n_outputs_} of kind {self._head!r}"
                 )
+        if self._apply_assigned_weights():
+            self._best_state = self.model_.state_dict()
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer()
         self._fit_stochastic(X, y, target, sample_weight, rs, incremental)
@@ -277,18 +209,18 @@ class BaseMLP(BaseEstimator):
     def _make_optimizer(self) -> optim.Optimizer:
         # weight_decay acts on the Linear weights only (not biases or norm parameters)
         groups = optim.param_groups(self.model_, self.weight_decay)
-        lr, eps = self.learning_rate_init, self.epsilon
-        betas = (self.beta_1, self.beta_2)
-        if self.solver == "adam":
-            return optim.Adam(groups, lr=lr, betas=betas, eps=eps)
-        if self.solver == "adamw":
-            return optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
-        if self.solver == "sgd":
-            nesterov = bool(self.nesterovs_momentum) and self.momentum > 0
-            return optim.SGD(groups, lr=lr, momentum=self.momentum, nesterov=nesterov)
-        if self.solver == "rmsprop":
-            return optim.RMSprop(groups, lr=lr, eps=eps)
-        return optim.Adagrad(groups, lr=lr, eps=eps)
+        return optim.create(self.solver, groups, **solver_hyperparameters(self))
+
+    def _cycled_momentum(self) -> dict:
+        """OneCycleLR's momentum settings: cycle only a momentum the user's optimiser has
+        (sgd with momentum > 0: ``momentum``; adam/adamw with beta_1 > 0: ``beta_1``),
+        between that value (at the start and end) and 0.1 below it (at the peak lr), as
+        torch's 0.95/0.85 default; rmsprop, adagrad and momentum 0 keep theirs."""
+        group = self._optimizer.param_groups[0]
+        top = group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
+        if not top > 0:
+            return {"cycle_momentum": False}
+        return {"max_momentum": top, "base_momentum": max(0.0, top - 0.1)}
 
     def _make_schedule(self, steps: int):
         opt = self._optimizer
@@ -296,7 +228,7 @@ class BaseMLP(BaseEstimator):
             return optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
         if self.schedule == "onecycle":
             return optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=self.learning_rate_init, total_steps=steps
+                opt, max_lr=self.learning_rate_init, total_steps=steps, **self._cycled_momentum()
             )
         if self.schedule == "plateau":
             patience = 5 if self.n_iter_no_change == math.inf else int(self.n_iter_no_change) // 2
@@ -432,6 +364,7 @@ class BaseMLP(BaseEstimator):
     def _validate_X(self, X):
         """Validate X as scikit-learn's MLP does; cast it to the network's dtype."""
         check_is_fitted(self)
+        self._apply_assigned_weights()
         dtype = self.model_.parameters()[0].data.dtype
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], reset=False, dtype=[dtype, _other_float(dtype)]
@@ -449,39 +382,6 @@ class BaseMLP(BaseEstimator):
             xb = X[lo : lo + PREDICT_CHUNK]
             out[lo : lo + PREDICT_CHUNK] = model(xb.toarray() if sp.issparse(xb) else xb)
         return out
-
-    # -- convenience -------------------------------------------------------------------------
-    @property
-    def coefs_(self) -> list[np.ndarray]:
-        """Copies of the Linear weights in scikit-learn's layout (fan_in, fan_out)."""
-        return [m.weight.data.T.copy() for m in self.model_.modules() if isinstance(m, nn.Linear)]
-
-    @property
-    def intercepts_(self) -> list[np.ndarray]:
-        """Copies of the Linear biases, one (fan_out,) array per layer."""
-        return [m.bias.data.copy() for m in self.model_.modules() if isinstance(m, nn.Linear)]
-
-    def save(self, path) -> None:
-        """Write ``model_``'s weights to a safetensors file (atomically).
-
-        Tensor names are ``model_.named_parameters()``'s (``0.weight``, ...); the
-        metadata records the estimator class, its parameters, ``n_features_in_`` and, for
-        a classifier, ``classes_`` (as JSON strings). Load the weights back into a
-        network of the same shape with ``twinnet.checkpoint.load_weights(path, model)``.
-        """
-        check_is_fitted(self)
-        params = {
-            k: v if isinstance(v, str | numbers.Number | tuple | list | None) else repr(v)
-            for k, v in self.get_params().items()
-        }
-        metadata = {
-            "estimator": type(self).__name__,
-            "params": json.dumps(params, default=repr),
-            "n_features_in": str(self.n_features_in_),
-        }
-        if hasattr(self, "classes_"):
-            metadata["classes"] = json.dumps(np.asarray(self.classes_).tolist(), default=str)
-        save_weights(path, self.model_, metadata)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

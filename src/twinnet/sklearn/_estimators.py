@@ -56,19 +56,24 @@ _PARAMS_DOC = """
     dropout : float in [0, 1), default=0.0
         Dropout after every hidden activation (training only).
     norm : {None, "batch", "layer"}, default=None
-        BatchNorm1d or LayerNorm before every hidden activation.
+        BatchNorm1d or LayerNorm before every hidden activation. "batch" refuses
+        unequal ``sample_weight``: the batch statistics cannot see the weights.
     weight_decay : float >= 0, default=0.0
         The optimiser's weight decay on Linear weights: decoupled for "adamw", coupled
         (torch semantics, ``g += wd * w``, not divided by the batch weight) otherwise.
     schedule : {None, "constant", "cosine", "onecycle", "plateau"}, default=None
         Learning-rate schedule over the ``max_iter`` epochs of a fit: cosine annealing
         or 1cycle stepped per batch, or ReduceLROnPlateau(factor 0.1) on the epoch loss.
-        Not available with ``partial_fit``.
+        1cycle peaks at ``learning_rate_init`` and cycles only a momentum the solver
+        has: sgd's ``momentum`` or adam/adamw's ``beta_1`` when > 0, between that value
+        (start and end) and 0.1 below it (at the peak); rmsprop, adagrad and a momentum
+        of 0 are left alone. Not available with ``partial_fit``.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the network; inputs are cast to it once per fit / predict.
     init : str, default="auto"
-        "auto" (He for the ReLU family, Xavier for tanh/sigmoid), "sklearn"
-        (scikit-learn's Glorot-uniform weights and biases), or any ``nn.Linear`` init.
+        "auto" is "sklearn" (scikit-learn's Glorot-uniform weights and biases), which
+        matched or beat He on every data set of benchmarks/sklearn_init.md; or any
+        ``nn.Linear`` init ("kaiming_uniform" for He).
 
     Attributes
     ----------
@@ -80,7 +85,9 @@ _PARAMS_DOC = """
     n_iter_ : epochs run by the last fit (1 per partial_fit call).
     t_ : training examples seen over all calls.
     n_features_in_, feature_names_in_, n_outputs_, n_layers_ : as in scikit-learn.
-    coefs_, intercepts_ : copies of the Linear weights (fan_in, fan_out) and biases.
+    coefs_, intercepts_ : copies of the Linear weights (fan_in, fan_out) and biases;
+        assigning lists sets the weights the next partial_fit (or warm-started fit, or
+        predict) uses, as in scikit-learn's tests.
 """
 
 
@@ -97,13 +104,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=[dtype, _other_float(dtype)],
-            reset=reset,
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+            dtype=[dtype, _other_float(dtype)], reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -218,14 +220,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=True,
-            dtype=[dtype, _other_float(dtype)],
-            reset=reset,
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+            dtype=[dtype, _other_float(dtype)], reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)

@@ -14,15 +14,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twinnet import optim
 from twinnet.models import ACTIVATIONS
 from twinnet.nn.init import WEIGHT_INITS
 
 # scikit-learn's activation names, and twinnet's own, -> build_mlp's names
 ACTIVATION_NAMES = {"logistic": "sigmoid", **{name: name for name in ACTIVATIONS}}
-SOLVERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+# the optimisers by name, but SGD's variants (momentum and nesterovs_momentum set those)
+SOLVERS = tuple(name for name in optim.OPTIMIZERS if not optim.registry.settings(name))
+# estimator parameter -> the optimiser hyperparameter it sets; its rule is the solver's
+# table's (or, if the solver has no such hyperparameter, the first optimiser's that has)
+OPTIMIZER_PARAMS = {
+    "learning_rate_init": "lr",
+    "momentum": "momentum",
+    "beta_1": "betas",
+    "beta_2": "betas",
+    "epsilon": "eps",
+    "weight_decay": "weight_decay",
+}
 SCHEDULES = (None, "constant", "cosine", "onecycle", "plateau")
 NORMS = (None, "none", "batch", "layer")
-# "auto": build_mlp's choice (He for the ReLU family, Xavier for tanh/sigmoid);
+# "auto": the estimators' _auto_init, "sklearn" (benchmarks/sklearn_init.md);
 # "sklearn": scikit-learn's MLP init (Glorot uniform weights *and* biases)
 INITS = ("auto", "sklearn", *WEIGHT_INITS)
 
@@ -96,6 +108,38 @@ def _choice(est, name: str, options) -> object:
     return value
 
 
+def _optimizer_param(est, param: str, hyper: str) -> None:
+    """Check an estimator parameter by the rule of the optimiser hyperparameter it sets."""
+    rule = next(
+        optim.registry.hypers(name)[hyper]
+        for name in (est.solver, *optim.OPTIMIZERS)
+        if hyper in optim.registry.hypers(name)
+    )
+    value = getattr(est, param)
+    if hyper == "betas":
+        value = (value, value)  # the pair's rule checks each entry: this one alone
+    try:
+        rule.check(value)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{_where(est).format(param)} is not valid: {err}") from None
+
+
+def solver_hyperparameters(est) -> dict:
+    """The solver's hyperparameters from the estimator's parameters: lr; momentum and
+    Nesterov for "sgd" only (as in scikit-learn); betas and eps where the optimiser has
+    them (``optim.create(est.solver, params, **this)``)."""
+    table = optim.registry.hypers(est.solver)
+    hyper = {"lr": est.learning_rate_init}
+    if est.solver == "sgd":
+        hyper["momentum"] = est.momentum
+        hyper["nesterov"] = bool(est.nesterovs_momentum) and est.momentum > 0
+    if "betas" in table:
+        hyper["betas"] = (est.beta_1, est.beta_2)
+    if "eps" in table:
+        hyper["eps"] = est.epsilon
+    return hyper
+
+
 def resolve(est) -> Settings:
     """Check every hyperparameter of ``est``; raise TypeError/ValueError naming the bad one."""
     hidden = est.hidden_layer_sizes
@@ -120,24 +164,22 @@ def resolve(est) -> Settings:
     _real(est, "alpha", 0.0)
     if not (isinstance(est.batch_size, str) and est.batch_size == "auto"):
         _int(est, "batch_size", 1)
-    _real(est, "learning_rate_init", 0.0, low_open=True)
     _int(est, "max_iter", 1)
     _bool(est, "shuffle")
     _real(est, "tol", 0.0)
     _bool(est, "warm_start")
-    _real(est, "momentum", 0.0, 1.0)
     _bool(est, "nesterovs_momentum")
     _bool(est, "early_stopping")
     _real(est, "validation_fraction", 0.0, 1.0, high_open=True)
-    _real(est, "beta_1", 0.0, 1.0, high_open=True)
-    _real(est, "beta_2", 0.0, 1.0, high_open=True)
-    _real(est, "epsilon", 0.0, low_open=True)
     _int(est, "n_iter_no_change", 1, allow_inf=True)
     dropout = _real(est, "dropout", 0.0, 1.0, high_open=True)
     norm = _choice(est, "norm", NORMS)
-    _real(est, "weight_decay", 0.0)
+    for param, hyper in OPTIMIZER_PARAMS.items():
+        _optimizer_param(est, param, hyper)
     _choice(est, "schedule", SCHEDULES)
     init = _choice(est, "init", INITS)
+    if init == "auto":
+        init = est._auto_init  # the estimator's own choice (benchmarks/sklearn_init.md)
     try:
         dtype = np.dtype(est.dtype)
     except TypeError:

@@ -205,7 +205,11 @@ class PlaygroundSession:
         self._last_publish = time.monotonic()
         cpu = time.thread_time()
         try:
-            text = json.dumps(self.snapshot(), allow_nan=False)
+            snap = self.snapshot()
+            try:
+                text = json.dumps(snap, allow_nan=False)
+            except ValueError:  # weights or outputs blew up: NaN and inf travel as null
+                text = json.dumps(_json_safe(snap), allow_nan=False)
         except Exception as e:  # never let a drawing problem kill training
             text = json.dumps({"type": "error", "message": f"could not draw this step: {type(e).__name__}: {e}"})
         self.updates += 1
@@ -294,6 +298,17 @@ def _points(raw: np.ndarray, y: np.ndarray) -> list:
     """[[x1, x2, label], ...] (1-D data: [[x, target], ...]) rounded for the page."""
     y = np.asarray(y).reshape(len(raw), -1)[:, 0]
     return np.concatenate([raw.astype(np.float64), y[:, None].astype(np.float64)], axis=1).round(4).tolist()
+
+
+def _json_safe(value):
+    """``value`` with every NaN or infinite float replaced by None (nested lists and dicts)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _clean(v):

@@ -16,7 +16,8 @@ from twinnet.models import ACTIVATIONS
 from twinnet.nn import Linear
 from twinnet.train import metrics as M
 
-ACTIVATION_TYPES = {type(f()).__name__ for f in ACTIVATIONS.values()} - {"Identity"}
+# the hidden activations (identity included: a linear network's units are ramps over the plane)
+ACTIVATION_TYPES = {type(f()).__name__ for f in ACTIVATIONS.values()}
 HEATMAP_GRID = 100  # cells per side of the decision-boundary map
 UNIT_STRIDE = 3  # a hidden unit's map takes every 3rd cell of the heat map's grid (34 x 34)
 UNIT_GRID = 34  # cells per side of an input feature's map

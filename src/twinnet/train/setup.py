@@ -89,54 +89,19 @@ def make_loss(config: TrainConfig, task: str):
 
 
 def make_optimizer(config: TrainConfig, model):
-    """Biases and normalisation parameters are never weight-decayed."""
+    """The configured optimiser (``optim.create``), with config.lr and, for the optimisers
+    whose name implies a momentum ("momentum", "nesterov"), config.momentum. Biases and
+    normalisation parameters are never weight-decayed."""
     groups = optim.param_groups(model, config.weight_decay)
     groups = [g for g in groups if g["params"]]
-    name, lr = config.optimizer, config.lr
-    if name == "sgd":
-        return optim.SGD(groups, lr=lr)
-    if name == "momentum":
-        return optim.SGD(groups, lr=lr, momentum=config.momentum)
-    if name == "nesterov":
-        return optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=True)
-    if name == "rmsprop":
-        return optim.RMSprop(groups, lr=lr)
-    if name == "adagrad":
-        return optim.Adagrad(groups, lr=lr)
-    if name == "adam":
-        return optim.Adam(groups, lr=lr)
-    if name == "adamw":
-        return optim.AdamW(groups, lr=lr)
-    raise ConfigError(f"config key 'optimizer': unknown optimizer {name!r}")
+    hyper = {"lr": config.lr}
+    if "momentum" in optim.registry.settings(config.optimizer):
+        hyper["momentum"] = config.momentum
+    return optim.create(config.optimizer, groups, **hyper)
 
 
 def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
     """(scheduler, interval) for the configured schedule, or (None, None)."""
-    s = optim.lr_scheduler
-    total = config.epochs * steps_per_epoch
-    name = config.schedule
-    if name == "none":
-        return None, None
-    if name == "step":
-        return s.StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1), "epoch"
-    if name == "exponential":
-        return s.ExponentialLR(optimizer, gamma=0.9), "epoch"
-    if name == "cosine":
-        if config.warmup_steps:
-            return _warmup_cosine(config, optimizer, total), "step"
-        return s.CosineAnnealingLR(optimizer, T_max=total), "step"
-    if name == "warmup-cosine":
-        return _warmup_cosine(config, optimizer, total), "step"
-    if name == "onecycle":
-        return s.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total), "step"
-    if name == "plateau":
-        return s.ReduceLROnPlateau(optimizer, factor=0.5, patience=1), "epoch"
-    raise ConfigError(f"config key 'schedule': unknown schedule {name!r}")
-
-
-def _warmup_cosine(config, optimizer, total):
-    s = optim.lr_scheduler
-    warmup = config.warmup_steps or max(1, total // 20)
-    warmup = min(warmup, total - 1) if total > 1 else 1
-    after = s.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
-    return s.LinearWarmup(optimizer, warmup_steps=warmup, start_factor=0.1, after=after)
+    return optim.lr_scheduler.recipes.build(
+        config.schedule, optimizer, config.epochs, steps_per_epoch, config.warmup_steps
+    )

@@ -1,9 +1,9 @@
 """torch.optim twins of twinnet's optimisers and learning-rate schedules.
 
-``OPTIMIZER_TABLE`` is the one place that maps a twinnet optimiser to its torch class:
-which group hyperparameters carry over (same names on both sides) and which
-per-parameter state tensors are copied (same names too: ``exp_avg``,
-``momentum_buffer``, ...). The torch optimiser runs its single-tensor implementation
+``OPTIMIZER_TABLE`` is the one place that maps a twinnet optimiser to its torch class;
+which group hyperparameters carry over and which per-parameter state tensors are
+copied comes from the twinnet class's tables (``hypers``, ``state_names``: the same
+names on both sides, ``exp_avg``, ``momentum_buffer``, ...). The torch optimiser runs its single-tensor implementation
 (``foreach=False``), the plain loop the engine mirrors.
 
 Schedules map as follows (``to_torch_scheduler``)::
@@ -35,41 +35,33 @@ from twinnet.optim import lr_scheduler as sched_mod
 
 @dataclass(frozen=True)
 class OptimizerRule:
-    """One row: twinnet class, torch class, hyperparameters and state names shared by both."""
+    """One row: a twinnet optimiser class and its torch twin.
+
+    What carries over is read from the twinnet class's own tables: the hyperparameters
+    of its ``hypers`` that are constructor arguments (torch uses the same names) and
+    the per-parameter state of its ``state_names`` (same names too).
+    """
 
     ours: type
     theirs: type
-    hyper: tuple[str, ...]
-    state: tuple[str, ...]
+
+    @property
+    def hyper(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.ours.hypers if h.init)
+
+    @property
+    def state(self) -> tuple[str, ...]:
+        return self.ours.state_names
 
 
-_ADAM_HYPER = ("lr", "betas", "eps", "weight_decay", "amsgrad")
-_ADAM_STATE = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-
+# torch's AdamW is decoupled by construction: AdamW's decoupled_weight_decay is fixed
+# (not an argument), so it is not passed
 OPTIMIZER_TABLE: tuple[OptimizerRule, ...] = (
-    OptimizerRule(
-        optim.SGD,
-        torch.optim.SGD,
-        ("lr", "momentum", "dampening", "weight_decay", "nesterov"),
-        ("momentum_buffer",),
-    ),
-    OptimizerRule(
-        optim.Adam, torch.optim.Adam, (*_ADAM_HYPER, "decoupled_weight_decay"), _ADAM_STATE
-    ),
-    # torch's AdamW is decoupled by construction (no decoupled_weight_decay argument)
-    OptimizerRule(optim.AdamW, torch.optim.AdamW, _ADAM_HYPER, _ADAM_STATE),
-    OptimizerRule(
-        optim.RMSprop,
-        torch.optim.RMSprop,
-        ("lr", "alpha", "eps", "weight_decay", "momentum", "centered"),
-        ("step", "square_avg", "momentum_buffer", "grad_avg"),
-    ),
-    OptimizerRule(
-        optim.Adagrad,
-        torch.optim.Adagrad,
-        ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
-        ("step", "sum"),
-    ),
+    OptimizerRule(optim.SGD, torch.optim.SGD),
+    OptimizerRule(optim.Adam, torch.optim.Adam),
+    OptimizerRule(optim.AdamW, torch.optim.AdamW),
+    OptimizerRule(optim.RMSprop, torch.optim.RMSprop),
+    OptimizerRule(optim.Adagrad, torch.optim.Adagrad),
 )
 _BY_OURS = {rule.ours: rule for rule in OPTIMIZER_TABLE}
 
@@ -197,15 +189,24 @@ def _linear_warmup(torch_opt, steps: int, start_factor: float):
     )
 
 
+# schedules whose torch class takes the same settings (the twinnet class's ``hypers``)
+SAME_SETTINGS = {
+    sched_mod.StepLR: torch.optim.lr_scheduler.StepLR,
+    sched_mod.ExponentialLR: torch.optim.lr_scheduler.ExponentialLR,
+    sched_mod.CosineAnnealingLR: torch.optim.lr_scheduler.CosineAnnealingLR,
+    sched_mod.ReduceLROnPlateau: torch.optim.lr_scheduler.ReduceLROnPlateau,
+}
+
+
+def _settings(sched) -> dict[str, Any]:
+    return {h.name: getattr(sched, h.name) for h in sched.hypers}
+
+
 def _build(sched, torch_opt):
     """A fresh torch scheduler (at step 0) with the settings of ``sched``."""
     lrs = torch.optim.lr_scheduler
-    if type(sched) is sched_mod.StepLR:
-        return lrs.StepLR(torch_opt, step_size=sched.step_size, gamma=sched.gamma)
-    if type(sched) is sched_mod.ExponentialLR:
-        return lrs.ExponentialLR(torch_opt, gamma=sched.gamma)
-    if type(sched) is sched_mod.CosineAnnealingLR:
-        return lrs.CosineAnnealingLR(torch_opt, T_max=sched.T_max, eta_min=sched.eta_min)
+    if type(sched) in SAME_SETTINGS and type(sched) is not sched_mod.ReduceLROnPlateau:
+        return SAME_SETTINGS[type(sched)](torch_opt, **_settings(sched))
     if type(sched) is sched_mod.OneCycleLR:
         return _build_one_cycle(sched, torch_opt)
     if type(sched) is sched_mod.LinearWarmup:
@@ -280,16 +281,8 @@ def to_torch_scheduler(sched, torch_opt: torch.optim.Optimizer):
 
 
 def _plateau(sched: sched_mod.ReduceLROnPlateau, torch_opt):
-    twin = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        torch_opt,
-        mode=sched.mode,
-        factor=sched.factor,
-        patience=sched.patience,
-        threshold=sched.threshold,
-        threshold_mode=sched.threshold_mode,
-        cooldown=sched.cooldown,
-        min_lr=list(sched.min_lrs),
-        eps=sched.eps,
+    twin = SAME_SETTINGS[sched_mod.ReduceLROnPlateau](
+        torch_opt, **{**_settings(sched), "min_lr": list(sched.min_lrs)}
     )
     if sched.best is not None:  # None: no metric seen yet, torch's initial +-inf stays
         twin.best = sched.best

@@ -6,12 +6,12 @@ import { asNumber } from "./pg-state.js";
 const LABELS = {
   dataset: "Dataset", activation: "Activation", init: "Initialisation", loss: "Loss",
   optimizer: "Optimiser", lr: "Learning rate", schedule: "LR schedule", batch_size: "Batch size",
-  weight_decay: "L2 / weight decay", dropout: "Dropout", norm: "Normalisation",
+  weight_decay: "L2 / weight decay", clip_grad_norm: "Clip grad norm (0: off)", dropout: "Dropout", norm: "Normalisation",
   label_noise: "Label noise", val_fraction: "Validation share", seed: "Seed", epochs: "Epochs",
 };
 const CHOICES = { dataset: "datasets", activation: "activations", init: "inits", loss: "losses",
   optimizer: "optimizers", schedule: "schedules", norm: "norms" };
-const NUMBERS = ["lr", "batch_size", "weight_decay", "dropout", "label_noise", "val_fraction", "seed", "epochs"];
+const NUMBERS = ["lr", "batch_size", "weight_decay", "clip_grad_norm", "dropout", "label_noise", "val_fraction", "seed", "epochs"];
 
 export class SettingsPanel {
   constructor(root, options, onChange) {
@@ -40,7 +40,7 @@ export class SettingsPanel {
     r.append(this.select("activation"), this.select("init"), this.select("norm"), this.number("dropout"));
     section("Training");
     r.append(this.select("loss"), this.select("optimizer"), this.number("lr"), this.select("schedule"),
-      this.number("batch_size"), this.number("weight_decay"), this.number("epochs"), this.number("seed"));
+      this.number("batch_size"), this.number("weight_decay"), this.number("clip_grad_norm"), this.number("epochs"), this.number("seed"));
   }
 
   set(key, value) { this.onChange({ ...this.state, [key]: value }); }

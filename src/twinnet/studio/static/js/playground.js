@@ -8,6 +8,7 @@ import { CurvesPanel } from "./pg-curves.js";
 import { LayersPanel } from "./pg-layers.js";
 import { showFindings, showImages, showConfusion } from "./pg-findings.js";
 import { showUnits } from "./pg-units.js";
+import { PresetsPanel } from "./pg-presets.js";
 
 const $ = (id) => document.getElementById(id);
 const studio = { state: null, dataset: null, update: null, updates: 0, errors: 0 };
@@ -22,6 +23,9 @@ const network = new NetworkPanel($("network-box"));
 const curves = new CurvesPanel($("curves"));
 studio.curves = curves;
 const layers = new LayersPanel($("layers"));
+const presets = new PresetsPanel($("presets-menu"), $("preset-box"), options.presets, apply);
+studio.presets = presets;
+presets.recognise(studio.state);
 
 let socket = null;
 connect();
@@ -88,6 +92,7 @@ function onDataset(ds) {
   $("plane-panel").hidden = images;
   showImages($("images"), ds.images, null, ds.classes || []);
   (images ? $("images-panel") : $("findings-panel")).append($("confusion-box"));  // room for 10 classes
+  backpropLink(ds.backprop);
   $("data-summary").textContent = `${ds.name}: ${ds.n_train} training and ${ds.n_val} validation examples, ` +
     `${ds.task}${ds.classes ? `, ${ds.classes.length} classes` : ""}; network ${ds.layers.join("–")}`;
 }
@@ -113,9 +118,21 @@ function onUpdate(u) {
   showConfusion($("confusion"), u.confusion, (studio.dataset && studio.dataset.classes) || []);
 }
 
+// the Backprop page traces the network the playground starts from (same URL keys), when it
+// is small enough for it: the server says why not (the backprop page's own limit)
+function backpropLink(whyNot) {
+  const a = $("backprop-link");
+  const q = toQuery(studio.state, options.defaults);
+  a.classList.toggle("disabled", Boolean(whyNot));
+  a.setAttribute("aria-disabled", String(Boolean(whyNot)));
+  if (whyNot) a.removeAttribute("href");
+  else a.href = `/backprop?example=playground${q ? `&${q}` : ""}`;
+  a.title = whyNot || "this network's forward and backward pass, step by step, on one training example";
+}
+
 function setStatus(text, state) {
   const s = $("status"); s.textContent = text; s.dataset.state = state;
-  $("start").disabled = state === "running" || state === "finished";
+  $("start").disabled = state === "running" || state === "finished" || state === "stopped";  // stopped: Reset
   $("pause").disabled = state !== "running";
 }
 

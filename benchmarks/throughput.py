@@ -313,8 +313,11 @@ def times_to_98() -> dict:
     from twinnet.config import TrainConfig
     from twinnet.train.run import load_splits
 
+    from twinnet.train.setup import resolve_layers
+
     config = TrainConfig()
     splits = load_splits(config)
+    config = resolve_layers(config, splits.n_features, splits.task, splits.n_classes)  # "auto" ends
     result = {"twinnet": time_to_98(config, splits), "sklearn": time_to_98_sklearn(config, splits)}
     try:
         result["pytorch"] = time_to_98_pytorch(config, splits)

@@ -240,23 +240,23 @@ def test_the_torch_engine_trains_the_same_cnn(tmp_path, monkeypatch):
 
 def test_an_interrupted_torch_cnn_run_resumes_bit_identical(tmp_path, monkeypatch):
     pytest.importorskip("torch", reason="PyTorch not installed")
-    from twinnet.twin import engine
+    from twinnet.train.engines.torch import TorchStepper
 
     monkeypatch.setenv("TWINNET_NUM_THREADS", "1")
     config = TrainConfig(**DIGITS_CNN, dropout=0.2, engine="torch", checkpoint_every=0)
     full = run_training(config, out=tmp_path / "full", progress=False)
-    step = engine.TorchTrainer._step
+    apply, steps = TorchStepper.apply, []
 
-    def step_then_ctrl_c(self, *args):
-        loss = step(self, *args)
-        if self.global_step == 12:  # in epoch 2
+    def step_then_ctrl_c(self):
+        apply(self)
+        steps.append(1)
+        if len(steps) == 12:  # in epoch 2
             os.kill(os.getpid(), signal.SIGINT)
-        return loss
 
-    monkeypatch.setattr(engine.TorchTrainer, "_step", step_then_ctrl_c)
+    monkeypatch.setattr(TorchStepper, "apply", step_then_ctrl_c)
     cut = run_training(config, out=tmp_path / "cut", progress=False)
     assert cut.status == "interrupted"
-    monkeypatch.setattr(engine.TorchTrainer, "_step", step)
+    monkeypatch.setattr(TorchStepper, "apply", apply)
     done = run_training(resume=tmp_path / "cut", progress=False, log=lambda line: None)
     assert done.status == "completed"
     a, _ = load_tensors(tmp_path / "full" / "model.safetensors")

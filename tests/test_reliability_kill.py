@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -111,11 +110,10 @@ def check_on_disk_after_kill(out: Path, reference: dict) -> dict:
 def continue_run(out: Path, capsys) -> str:
     """Resume if there is anything to resume, else start again: returns what was done."""
     if (out / "config.toml").exists() and not (out / STATE).exists():
-        # killed before the first checkpoint: --resume refuses clearly, nothing is lost but time
-        assert in_process(["train", "--resume", out, "--quiet"]) == 2
-        err = capsys.readouterr().err
-        assert "no checkpoint" in err and len(err.strip().splitlines()) == 1
-        shutil.rmtree(out)
+        # killed before the first checkpoint: --resume starts it again from step 0, with a note
+        assert in_process(["train", "--resume", out, "--quiet"]) == 0
+        assert "before its first checkpoint" in capsys.readouterr().out
+        return "restarted by --resume"
     if (out / STATE).exists():
         assert in_process(["train", "--resume", out, "--quiet"]) == 0
         return "resumed"
@@ -123,7 +121,7 @@ def continue_run(out: Path, capsys) -> str:
     return "restarted"
 
 
-# -- SIGINT / SIGTERM: clean stop, checkpoint, exit 130 -------------------------------------------
+# -- SIGINT / SIGTERM: clean stop, checkpoint, exit 130 (Ctrl-C) or 143 (SIGTERM) ---------------------
 
 
 # the victim signals itself right after its 7th optimiser step (between the checkpoints of
@@ -149,7 +147,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.parametrize("signals", [["SIGINT"], ["SIGTERM"], ["SIGINT", "SIGINT"]])
-def test_signal_saves_checkpoint_exits_130_and_resume_is_bit_identical(
+def test_signal_saves_checkpoint_exits_130_or_143_and_resume_is_bit_identical(
     tmp_path, reference, signals, capsys
 ):
     out = tmp_path / "run"
@@ -158,7 +156,7 @@ def test_signal_saves_checkpoint_exits_130_and_resume_is_bit_identical(
     err = proc.stderr
     state = load_state(out / STATE)
     if len(signals) == 1:
-        assert proc.returncode == 130, err
+        assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[signals[0]], err
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in err, err
         assert lines[0].startswith("interrupted at epoch ") and lines[0].endswith(
@@ -319,3 +317,51 @@ def test_torch_engine_same_seed_gives_identical_weights(tmp_path):
     assert (tmp_path / "a" / "history.csv").read_bytes() == (
         tmp_path / "b" / "history.csv"
     ).read_bytes()
+
+
+# -- the torch engine: SIGKILL at several moments, then --resume, bit-identical ----------------------
+
+# `twinnet train` that SIGKILLs itself right after its Nth checkpoint is on disk (a known moment)
+_SIGKILL_AFTER_NTH_CHECKPOINT = """
+import os, signal, sys
+real_replace = os.replace
+saves = []
+def replace(src, dst):
+    real_replace(src, dst)
+    if str(dst).endswith("checkpoint.safetensors"):
+        saves.append(dst)
+        if len(saves) == int(os.environ["KILL_AFTER_CHECKPOINTS"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+from twinnet.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def torch_reference(tmp_path_factory) -> dict:
+    pytest.importorskip("torch", reason="PyTorch not installed (pip install twinnet[torch])")
+    out = tmp_path_factory.mktemp("torch-reference") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TWINNET_NUM_THREADS", "1")
+        assert in_process(["train", *ARGS, "--engine", "torch", "--out", out]) == 0
+    return {"sha256": weights_sha256(out / "model.safetensors"), "history": (out / "history.csv").read_bytes()}
+
+
+# checkpoints every 5 steps and at each epoch end (88 steps an epoch): the 1st is at step 5
+# (epoch 1), the 18th at the end of epoch 1 (step 88), the 30th at step 145 (mid epoch 2)
+@pytest.mark.parametrize("kill_after", [1, 18, 30])
+def test_torch_engine_sigkill_then_resume_is_bit_identical(tmp_path, torch_reference, capsys, kill_after):
+    out = tmp_path / "run"
+    env = {**ENV, "TWINNET_NUM_THREADS": "1", "KILL_AFTER_CHECKPOINTS": str(kill_after)}
+    cmd = [sys.executable, "-c", _SIGKILL_AFTER_NTH_CHECKPOINT, "train", *ARGS, "--engine", "torch", "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    state = load_state(out / STATE)
+    assert state["engine"] == "torch" and not (out / "model.safetensors").exists()
+    assert state["global_step"] == {1: 5, 18: 88, 30: 145}[kill_after]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TWINNET_NUM_THREADS", "1")
+        assert in_process(["train", "--resume", out, "--quiet"]) == 0
+    assert weights_sha256(out / "model.safetensors") == torch_reference["sha256"]
+    assert (out / "history.csv").read_bytes() == torch_reference["history"]

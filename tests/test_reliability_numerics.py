@@ -88,7 +88,7 @@ def test_nan_guard_stops_a_diverging_cli_run_with_exit_1(tmp_path, capsys, monke
     out = tmp_path / "run"
     code = main(["train", "--dataset", "spirals", "--layers", "2,32,32,3", "--n-samples", "600",
                  "--optimizer", "sgd", "--lr", "1e6", "--schedule", "none", "--epochs", "2",
-                 "--quiet", "--out", str(out)])  # fmt: skip
+                 "--batch-size", "128", "--quiet", "--out", str(out)])  # fmt: skip
     _, err = capsys.readouterr()
     assert code == 1  # a finished-but-failed run: not a usage error, not a crash
     lines = err.strip().splitlines()

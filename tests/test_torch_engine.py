@@ -22,9 +22,10 @@ torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 
 from twinnet.checkpoint import load_tensors, load_weights, read_metadata  # noqa: E402
 from twinnet.cli.main import main  # noqa: E402
 from twinnet.config import TrainConfig  # noqa: E402
+from twinnet.train.engines import torch_env as engine  # noqa: E402
+from twinnet.train.engines.torch import TorchStepper  # noqa: E402
 from twinnet.train.run import run_training  # noqa: E402
 from twinnet.train.setup import make_model  # noqa: E402
-from twinnet.twin import engine  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -90,7 +91,7 @@ def test_two_processes_reach_the_weights_of_one_process(tmp_path, one_thread):
 
 
 def test_a_failing_process_is_one_clear_error(tmp_path, one_thread):
-    from twinnet.twin.ddp import DistributedError, launch
+    from twinnet.train.engines.ddp import DistributedError, launch
 
     config = TrainConfig(**DIGITS, engine="torch", nproc=2)
     tmp_path.joinpath("run").mkdir()  # no config.toml: every process fails to read it
@@ -157,19 +158,20 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, one_thread, monkeypatch
     full = run_training(config, out=tmp_path / "full", progress=False)
     assert full.status == "completed"
 
-    step = engine.TorchTrainer._step
+    apply = TorchStepper.apply
+    steps = []
 
-    def step_then_ctrl_c(self, *args):
-        loss = step(self, *args)
-        if self.global_step == 45:  # in epoch 2 (34 batches an epoch)
+    def step_then_ctrl_c(self):
+        apply(self)
+        steps.append(1)
+        if len(steps) == 45:  # in epoch 2 (34 batches an epoch)
             os.kill(os.getpid(), signal.SIGINT)
-        return loss
 
-    monkeypatch.setattr(engine.TorchTrainer, "_step", step_then_ctrl_c)
+    monkeypatch.setattr(TorchStepper, "apply", step_then_ctrl_c)
     cut = run_training(config, out=tmp_path / "cut", progress=False)
     assert cut.status == "interrupted" and "--resume" in cut.message
     assert not (tmp_path / "cut" / "model.safetensors").exists()
-    monkeypatch.setattr(engine.TorchTrainer, "_step", step)
+    monkeypatch.setattr(TorchStepper, "apply", apply)
     done = run_training(resume=tmp_path / "cut", progress=False, log=lambda line: None)
     assert done.status == "completed"
     assert (tmp_path / "cut" / "history.csv").read_bytes() == (tmp_path / "full" / "history.csv").read_bytes()

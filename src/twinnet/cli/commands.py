@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -13,7 +14,13 @@ from twinnet.config import TrainConfig
 
 def _train_overrides(args) -> dict:
     keys = TrainConfig.keys()
-    return {k: v for k, v in vars(args).items() if k in keys and v is not None}
+    given = {k: v for k, v in vars(args).items() if k in keys and v is not None}
+    hidden = getattr(args, "hidden", None)
+    if hidden is not None:
+        if "layers" in given:
+            raise ValueError("give --layers or --hidden, not both")
+        given["layers"] = ["auto", *hidden, "auto"]
+    return given
 
 
 def cmd_train(args) -> int:
@@ -27,12 +34,17 @@ def cmd_train(args) -> int:
             )
         result = run_training(resume=args.resume, progress=not args.quiet)
     else:
-        config = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
-        config = config.replace(**_train_overrides(args))
+        # built-in defaults < the dataset's defaults < --config FILE.toml < flags
+        values = TrainConfig.read_toml(args.config) if args.config else {}
+        source = args.config or "command line"
+        config = TrainConfig.from_dict({**values, **_train_overrides(args)}, source=source, dataset_defaults=True)
         result = run_training(config, out=args.out, progress=not args.quiet)
     if result.status == "interrupted":
         print(result.message, file=sys.stderr)
-        return 130
+        return 143 if result.signal == signal.SIGTERM else 130  # 128 + the signal, as a shell says
+    if result.status == "finished":
+        print(f"twinnet: {result.message}", file=sys.stderr)
+        return 0
     m = result.metrics
     summary = [f"run folder: {result.directory}"]
     if "test_accuracy" in m:
@@ -41,7 +53,7 @@ def cmd_train(args) -> int:
         summary.append(f"test loss {m['test_loss']:.4f}")
     if m.get("test_mse") is not None:
         summary.append(f"test mse {m['test_mse']:.4g}")
-    summary.append(f"{m['epochs']} epochs in {m['train_seconds']:.1f} s ({m['samples_per_second']:.0f} samples/s)")
+    summary.append(f"{m['epochs']} {'epoch' if m['epochs'] == 1 else 'epochs'} in {m['train_seconds']:.1f} s ({m['samples_per_second']:.0f} samples/s)")
     print("  ".join(summary))
     if result.status == "stopped":
         print(f"twinnet: training stopped: {result.message}", file=sys.stderr)

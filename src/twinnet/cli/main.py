@@ -2,7 +2,8 @@
 run experiments and fetch datasets.
 
 Errors a user can cause end with one line on stderr and exit code 2, never a
-traceback. An interrupted training run exits with 130 after saving a checkpoint.
+traceback. An interrupted training run saves a checkpoint and exits with 130 after
+Ctrl-C (SIGINT) or 143 after SIGTERM (128 + the signal number, as a shell reports it).
 """
 
 from __future__ import annotations
@@ -29,13 +30,26 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _layer_list(text: str) -> list:
+    """Layer sizes; the first and the last may be "auto" (the dataset's features, outputs)."""
+    parts = [v for v in text.replace(" ", "").split(",") if v]
+    try:
+        return [v if v == "auto" and i in (0, len(parts) - 1) else int(v) for i, v in enumerate(parts)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated sizes like 784,512,256,10 or auto,512,256,auto, got {text!r}"
+        ) from None
+
+
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     """Flags that override config keys; None means 'not given'."""
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags override it)")
-    p.add_argument("--dataset", help="mnist (default), fashion-mnist, digits, click, click-book, xor, spirals, two-spirals, sine")
+    p.add_argument("--dataset", help="mnist (default), fashion-mnist, digits, click, click-book, xor, spirals, two-spirals, sine, or a .npz file")
     p.add_argument("--data-dir", help="folder holding the dataset's files, searched before $TWINNET_DATA and the cache; given, it must hold them")
     p.add_argument("--model", help="mlp (default: sizes from --layers), cnn (a small CNN) or lenet; a CNN needs mnist, fashion-mnist or digits")
-    p.add_argument("--layers", type=_int_list, help="layer sizes, e.g. 784,512,256,10")
+    p.add_argument("--layers", type=_layer_list,
+                   help="layer sizes, e.g. 784,512,256,10; 'auto' ends follow the dataset (default auto,512,256,auto)")
+    p.add_argument("--hidden", type=_int_list, help="hidden sizes only, e.g. 512,256 (inputs and outputs follow the dataset)")
     p.add_argument("--activation", help="relu, leaky_relu, gelu, gelu_tanh, silu, tanh, sigmoid")
     p.add_argument("--init", help="default (PyTorch's), auto, kaiming_uniform, kaiming_normal, xavier_uniform, lecun_uniform, ...; append _fan_out to a kaiming/he/lecun name for mode=fan_out")
     p.add_argument("--norm", help="none, batch or layer")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from twinnet.diagnostics.callback import DiagnosticsLog, _probe_arrays
-from twinnet.diagnostics.stats import MODEL, LayerCapture, ProbeStats, _check_bins, assemble
+from twinnet.diagnostics.log import DiagnosticsLog, _probe_arrays
+from twinnet.diagnostics.measures import MODEL, LayerCapture, ProbeStats, _check_bins, assemble
 
 
 def _numpy(t) -> np.ndarray | None:

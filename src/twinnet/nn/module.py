@@ -10,19 +10,84 @@ Every module implements two methods:
 - ``forward(x)`` computes the output and caches what backward will need;
 - ``backward(grad_out)`` receives dL/d(output), adds dL/d(param) into each
   ``param.grad`` and returns dL/d(input).
+
+Hooks, with PyTorch's signatures: ``register_forward_hook(hook)`` calls
+``hook(module, args, output)`` after every ``module(x)`` (``args`` is ``(x,)``; a
+returned value replaces the output), and ``register_full_backward_hook(hook)`` calls
+``hook(module, grad_input, grad_output)`` after every ``backward`` (tuples
+``(dL/dx,)`` and ``(dL/dy,)``; ``grad_input`` is ``(None,)`` when no input gradient is
+computed, as for a first ``Linear`` with ``input_grad = False``; a returned tuple
+replaces ``grad_input``). Both return a handle whose ``remove()`` takes the hook off.
+Backward hooks fire for the ``backward`` a layer defines: ``Module.__init_subclass__``
+wraps it once per class, and the wrapper costs one dictionary check when no hook is
+registered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import itertools
+from collections.abc import Callable, Iterator
+from types import MappingProxyType
 
 import numpy as np
 
 from twinnet.nn.parameter import Parameter
 
 
+class RemovableHandle:
+    """What ``register_*_hook`` returns: ``handle.remove()`` takes the hook off (twice is
+    harmless); also a context manager that removes it on exit."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict):
+        self.hooks, self.id = hooks, next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def _with_backward_hooks(backward: Callable) -> Callable:
+    """``backward`` that then calls the module's full backward hooks (see the module
+    docstring). A subclass calling ``super().backward`` fires the hooks once."""
+
+    @functools.wraps(backward)
+    def hooked(self, grad_out, *args, **kwargs):
+        hooks = self._backward_hooks
+        if not hooks or self.__dict__.get("_in_backward"):
+            return backward(self, grad_out, *args, **kwargs)
+        object.__setattr__(self, "_in_backward", True)
+        try:
+            grad_in = backward(self, grad_out, *args, **kwargs)
+        finally:
+            object.__setattr__(self, "_in_backward", False)
+        for hook in tuple(hooks.values()):
+            result = hook(self, (grad_in,), (grad_out,))
+            if result is not None:
+                grad_in = result[0]
+        return grad_in
+
+    return hooked
+
+
 class Module:
     """Base class for layers and models (same API shape as ``torch.nn.Module``)."""
+
+    # no hooks: class-level empty tables (read-only); registering gives the instance its own
+    _forward_hooks = MappingProxyType({})
+    _backward_hooks = MappingProxyType({})
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__:
+            cls.backward = _with_backward_hooks(cls.__dict__["backward"])
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -70,8 +135,40 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """``module(x)`` is ``module.forward(x)``."""
-        return self.forward(x)
+        """``module(x)`` is ``module.forward(x)``, then the forward hooks."""
+        y = self.forward(x)
+        if self._forward_hooks:
+            for hook in tuple(self._forward_hooks.values()):
+                result = hook(self, (x,), y)
+                if result is not None:
+                    y = result
+        return y
+
+    # -- hooks (PyTorch's signatures) -------------------------------------------------
+    def _hook_table(self, name: str) -> dict:
+        table = self.__dict__.get(name)
+        if table is None:
+            table = {}
+            object.__setattr__(self, name, table)
+        return table
+
+    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every ``module(x)``; ``args == (x,)``.
+        A non-None return value replaces the output. Hooks run in registration order."""
+        table = self._hook_table("_forward_hooks")
+        handle = RemovableHandle(table)
+        table[handle.id] = hook
+        return handle
+
+    def register_full_backward_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` after every ``backward``:
+        ``grad_input == (dL/dx,)`` (``(None,)`` when the layer computes no input
+        gradient), ``grad_output == (dL/dy,)``. A returned tuple replaces ``grad_input``.
+        Hooks run in registration order."""
+        table = self._hook_table("_backward_hooks")
+        handle = RemovableHandle(table)
+        table[handle.id] = hook
+        return handle
 
     # -- traversal ----------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:

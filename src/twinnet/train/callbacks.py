@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from pathlib import Path
 
-import numpy as np
-
-from twinnet.checkpoint import save_weights
+from twinnet.checkpoint import save_tensors
 from twinnet.train.state import load_state, save_state
 
 
@@ -70,7 +69,7 @@ class EarlyStopping(Callback):
         if _improved(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, row["epoch"], 0
             if self.restore_best_weights:
-                self.best_weights = trainer.model.state_dict()
+                self.best_weights = trainer.get_weights()
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -83,7 +82,7 @@ class EarlyStopping(Callback):
 
     def on_fit_end(self, trainer):
         if self.restore_best_weights and self.best_weights is not None and trainer.stop_training and not trainer.interrupted:
-            trainer.model.load_state_dict(self.best_weights)
+            trainer.set_weights(self.best_weights)
 
     def state_dict(self):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_weights": self.best_weights}
@@ -103,7 +102,7 @@ class LRSchedulerCallback(Callback):
         self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
 
     def _is_plateau(self) -> bool:
-        return type(self.scheduler).__name__ == "ReduceLROnPlateau"
+        return getattr(self.scheduler, "is_plateau", type(self.scheduler).__name__ == "ReduceLROnPlateau")
 
     def on_batch_end(self, trainer, logs):
         if self.interval == "step" and not self._is_plateau():
@@ -128,7 +127,8 @@ class Checkpoint(Callback):
     at every epoch end, every ``every_n_steps`` steps (0: off) and on SIGINT/SIGTERM;
     and the weights of the best epoch (by ``monitor``) to ``directory/best.safetensors``.
     Every write is atomic: the previous checkpoint stays valid until the new one is
-    complete."""
+    complete. Data parallel, every process takes part (the state gathers their random
+    generators) and rank 0 writes."""
 
     order = 100  # after every other callback, so the saved state is the complete step
 
@@ -146,8 +146,10 @@ class Checkpoint(Callback):
         return self.directory / "state" / "checkpoint.safetensors"
 
     def save(self, trainer) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        save_state(self.state_path, trainer.state_dict())
+        state = trainer.state_dict()  # every process: a collective when data parallel
+        if trainer.is_main:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            save_state(self.state_path, state)
 
     def on_batch_end(self, trainer, logs):
         if not math.isfinite(logs["loss"]):
@@ -161,7 +163,8 @@ class Checkpoint(Callback):
             value = row.get(self.monitor[4:].join(["train_", ""]))  # no validation set
         if _improved(value, self.best, self.mode):
             self.best, self.best_epoch = value, row["epoch"]
-            save_weights(self.directory / "best.safetensors", trainer.model, self.metadata)
+            if trainer.is_main:
+                save_tensors(self.directory / "best.safetensors", trainer.get_weights(), self.metadata)
         self.save(trainer)
 
     def on_interrupt(self, trainer):
@@ -180,32 +183,65 @@ class Checkpoint(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm progress bar per epoch (on stderr), showing the running loss."""
+    """A tqdm bar per epoch on stderr: steps done of the epoch's total, its percentage,
+    the time left for the epoch (tqdm's) and for the whole run, and the running loss;
+    at each epoch's end one line with the epoch's train and validation metrics."""
 
-    def __init__(self, total_epochs: int | None = None, file=None, disable: bool | None = None):
+    def __init__(self, total_epochs: int | None = None, file=None, disable: bool | None = None,
+                 refresh_seconds: float = 0.1):  # fmt: skip
+        """``disable=None``: no bar when ``file`` is not a terminal (tqdm's rule); the epoch
+        lines are printed unless ``disable`` is True."""
         self.total_epochs, self.file, self.disable = total_epochs, file or sys.stderr, disable
+        self.refresh_seconds = refresh_seconds
         self.bar = None
+        self._t0 = None
+        self._step0 = 0
+
+    def on_fit_begin(self, trainer):
+        self._t0, self._step0 = time.perf_counter(), trainer.global_step
 
     def on_epoch_begin(self, trainer):
         from tqdm.auto import tqdm
 
-        label = f"epoch {trainer.epoch + 1}" + (f"/{self.total_epochs}" if self.total_epochs else "")
-        self.bar = tqdm(desc=label, unit="batch", file=self.file, leave=False, disable=self.disable, dynamic_ncols=True)
+        total_epochs = self.total_epochs or trainer.epochs
+        label = f"epoch {trainer.epoch + 1}" + (f"/{total_epochs}" if total_epochs else "")
+        self.bar = tqdm(
+            desc=label, total=trainer.steps_per_epoch or None, initial=trainer.batch_in_epoch, unit="step",
+            file=self.file, leave=False, disable=self.disable, dynamic_ncols=True, mininterval=self.refresh_seconds,
+        )  # fmt: skip
+
+    def run_left(self, trainer) -> float | None:
+        """Seconds left for the whole run at this fit's pace so far (None: not known yet)."""
+        done = trainer.global_step - self._step0
+        total_epochs = self.total_epochs or trainer.epochs
+        if self._t0 is None or done <= 0 or not trainer.steps_per_epoch or not total_epochs:
+            return None
+        left = total_epochs * trainer.steps_per_epoch - trainer.global_step
+        return max(left, 0) * (time.perf_counter() - self._t0) / done
 
     def on_batch_end(self, trainer, logs):
         if self.bar is None:
-            self.on_epoch_begin(trainer)  # resumed mid-epoch
+            self.on_epoch_begin(trainer)  # resumed mid-epoch: the bar starts at this step
+            self.bar.n = trainer.batch_in_epoch - 1
         self.bar.update(1)
         if trainer.global_step % 20 == 0:
-            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+            left = self.run_left(trainer)
+            postfix = {"loss": f"{logs['loss']:.4f}"}
+            if left is not None:
+                postfix["run left"] = _clock(left)
+            self.bar.set_postfix(postfix, refresh=False)
 
     def on_epoch_end(self, trainer, row):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        parts = [f"epoch {row['epoch']}"] + [
+        total_epochs = self.total_epochs or trainer.epochs
+        parts = [f"epoch {row['epoch']}" + (f"/{total_epochs}" if total_epochs else "")] + [
             f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step", "lr") and isinstance(v, float)
         ]
+        left = self.run_left(trainer)
+        if left is not None and row["epoch"] < (total_epochs or 0):
+            parts.append(f"run left {_clock(left)}")
         if not self.disable:
             print("  ".join(parts), file=self.file, flush=True)
 
@@ -213,6 +249,13 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _clock(seconds: float) -> str:
+    """"1:02:03" or "02:03"."""
+    s = int(round(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m:02d}:{s % 60:02d}"
 
 
 class NaNGuard(Callback):
@@ -235,7 +278,8 @@ class NaNGuard(Callback):
         if math.isfinite(logs["loss"]):
             return
         trainer.skip_step = True  # the parameters stay as they were when the loss went bad
-        self.report = f"step {trainer.global_step + 1}: loss is {logs['loss']}; " + locate_non_finite(trainer)
+        where = trainer.stepper.locate_non_finite(trainer.last_batch[0])
+        self.report = f"step {trainer.global_step + 1}: loss is {logs['loss']}; {where}"
         ckpt = next((cb for cb in trainer.callbacks if isinstance(cb, Checkpoint)), None)
         if self.rollback and ckpt is not None and ckpt.state_path.exists() and self.rollbacks < self.max_rollbacks:
             rollbacks = self.rollbacks + 1
@@ -277,30 +321,3 @@ def _scale_learning_rates(trainer, factor: float) -> None:
             if hasattr(sched, "min_lrs"):
                 sched.min_lrs = [b * factor for b in sched.min_lrs]
             sched = getattr(sched, "after", None)
-
-
-def locate_non_finite(trainer) -> str:
-    """Replay the last batch layer by layer and name the first non-finite tensor."""
-    model = trainer.model
-    for name, p in model.named_parameters():
-        if not np.isfinite(p.data).all():
-            return f"parameter {name} is non-finite (e.g. {_first_bad(p.data)})"
-    xb, _ = trainer.last_batch
-    if not np.isfinite(xb).all():
-        return f"the input batch contains {_first_bad(xb)}"
-    layers = list(model) if hasattr(model, "__iter__") else [model]
-    h = xb
-    with np.errstate(all="ignore"):
-        for i, layer in enumerate(layers):
-            h = layer(h)
-            if not np.isfinite(h).all():
-                return f"output of layer {i} ({type(layer).__name__}) went non-finite ({_first_bad(h)})"
-    for name, p in model.named_parameters():
-        if not np.isfinite(p.grad).all():
-            return f"gradient of {name} is non-finite ({_first_bad(p.grad)})"
-    return "the loss itself overflowed (outputs were finite)"
-
-
-def _first_bad(a: np.ndarray) -> str:
-    bad = a[~np.isfinite(a)]
-    return f"value {bad.flat[0]}" if bad.size else "no bad value"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from twinnet import data as datasets
-from twinnet.checkpoint import CheckpointError, save_weights
+from twinnet.checkpoint import CheckpointError, read_metadata, save_tensors
 from twinnet.config import ConfigError, TrainConfig
 from twinnet.train.callbacks import (
     Callback,
@@ -29,13 +29,14 @@ from twinnet.train.callbacks import (
     NaNGuard,
     ProgressBar,
 )
+from twinnet.train.engines.numpy import NumpyStepper
 from twinnet.train.setup import (
-    check_layers_fit,
     data_shape,
     make_loss,
     make_model,
     make_optimizer,
     make_scheduler,
+    resolve_layers,
 )
 from twinnet.train.state import load_state
 from twinnet.train.trainer import Trainer
@@ -51,13 +52,14 @@ class RunError(ValueError):
 @dataclass
 class RunResult:
     directory: Path
-    status: str  # "completed", "interrupted", "stopped"
+    status: str  # "completed", "interrupted", "stopped", "finished" (resumed after its end)
     metrics: dict = field(default_factory=dict)
     message: str = ""
+    signal: int = 0  # the signal that interrupted the run (SIGINT, SIGTERM), if any
 
 
 class RunLogger(Callback):
-    """Writes history.csv after every epoch and keeps the training time (resumable)."""
+    """Writes history.csv after every epoch (rank 0) and keeps the training time (resumable)."""
 
     def __init__(self, directory: Path):
         self.directory = directory
@@ -80,7 +82,8 @@ class RunLogger(Callback):
 
     def on_epoch_end(self, trainer, row):
         self._tick(trainer)
-        trainer.history.to_csv(self.directory / "history.csv")
+        if trainer.is_main:
+            trainer.history.to_csv(self.directory / "history.csv")
 
     def on_interrupt(self, trainer):
         self._tick(trainer)
@@ -130,40 +133,86 @@ def run_training(
     progress: bool = True,
     log=print,
 ) -> RunResult:
-    """Train as configured and write the run folder; or continue the run in ``resume``."""
+    """Train as configured and write the run folder; or continue the run in ``resume``.
+
+    Resuming a run that stopped before its first checkpoint starts it again from step 0
+    with its saved config (and says so); resuming a finished run says it is finished."""
+    restart = False
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "config.toml").is_file():
             raise RunError(f"cannot resume {run_dir}: no config.toml there (not a run folder)")
-        if not (run_dir / STATE_FILE).is_file():
-            raise RunError(
-                f"cannot resume {run_dir}: no checkpoint at {run_dir / STATE_FILE} (it stopped before "
-                f"its first checkpoint: delete {run_dir} and start again)"
-            )
         config = TrainConfig.from_toml(run_dir / "config.toml")
+        if (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file():
+            return RunResult(run_dir, "finished", _read_metrics(run_dir),
+                             message=f"{run_dir} is finished ({config.epochs} {_epochs(config.epochs)}); nothing to resume")  # fmt: skip
+        restart = not (run_dir / STATE_FILE).is_file()
     config = config or TrainConfig()
     splits = load_splits(config)
-    check_layers_fit(config, splits.n_features, splits.task, splits.n_classes)
+    config = resolve_layers(config, splits.n_features, splits.task, splits.n_classes)
 
     if resume is None:
         run_dir = Path(out) if out is not None else default_run_dir(config.dataset)
         if (run_dir / "config.toml").exists():
             raise RunError(f"{run_dir} already holds a run; choose another --out or continue it with --resume {run_dir}")
-
     if config.engine == "torch":
-        from twinnet.twin.engine import run_torch_training
+        from twinnet.train.engines.torch_env import resolve_device, thread_count
 
-        return run_torch_training(config, splits, run_dir, resume=resume is not None, progress=progress, log=log)
-
+        resolve_device(config.device, config.nproc)  # before anything is written
+        if config.nproc > 1 and config.batch_size < config.nproc:
+            raise ConfigError(f"config key 'batch_size': {config.nproc} processes share each batch, "
+                              f"so it must be >= nproc, got {config.batch_size}")  # fmt: skip
+        thread_count(config.nproc)  # a bad $TWINNET_NUM_THREADS / $OMP_NUM_THREADS fails here
+    if restart:
+        log(f"note: {run_dir} stopped before its first checkpoint; starting it again from step 0 "
+            "with its saved config.toml")  # fmt: skip
+    elif resume is not None:
+        log(resume_line(run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is None:
         atomic_write(run_dir / "config.toml", config.to_toml().encode())
+    resume_state = resume is not None and not restart
+    if config.engine == "torch" and config.nproc > 1:
+        from twinnet.train.engines.ddp import launch
 
+        outcome = launch(config, run_dir, resume=resume_state, progress=progress, log=log)
+        return RunResult(run_dir, **outcome)
+    if config.engine == "torch":
+        from twinnet.train.engines.torch_env import resolve_device, torch_settings
+
+        device = resolve_device(config.device)
+        with torch_settings(device):
+            return train_in_process(config, splits, run_dir, resume_state, progress, device=device)
+    return train_in_process(config, splits, run_dir, resume_state, progress)
+
+
+def make_stepper(config: TrainConfig, splits, device=None, comm=None):
+    """(stepper, NumPy loss, scheduler or None, interval) of the configured engine; the NumPy
+    objects are built first, the torch engine converts them (identical start)."""
     model = make_model(config)
     loss_fn = make_loss(config, splits.task)
     optimizer = make_optimizer(config, model)
     steps_per_epoch = -(-len(splits.train) // config.batch_size)
     scheduler, interval = make_scheduler(config, optimizer, steps_per_epoch)
+    if config.engine == "torch":
+        import torch
+
+        from twinnet.train.engines.torch import TorchStepper
+        from twinnet.train.engines.torch_env import rank_seed
+
+        torch.manual_seed(rank_seed(config.seed, 0 if comm is None else comm.rank))  # dropout masks
+        stepper = TorchStepper.from_numpy(model, loss_fn, optimizer, splits.task, device, comm, config.clip_grad_norm)
+    else:
+        stepper = NumpyStepper(model, loss_fn, optimizer, splits.task, clip_grad_norm=config.clip_grad_norm)
+    return stepper, loss_fn, stepper.wrap_scheduler(scheduler), interval
+
+
+def train_in_process(config: TrainConfig, splits, run_dir: Path, resume: bool = False, progress: bool = True,
+                     device=None, comm=None, progress_file=None) -> RunResult | None:  # fmt: skip
+    """Train in this process (one of ``comm.world`` when data parallel) with the one
+    Trainer; the run folder and its config.toml exist. Rank 0 returns the RunResult."""
+    stepper, loss_fn, scheduler, interval = make_stepper(config, splits, device, comm)
+    main = stepper.rank == 0
     meta = weights_metadata(config, splits)
     logger = RunLogger(run_dir)
     callbacks: list = [logger]
@@ -172,38 +221,34 @@ def run_training(
     if config.early_stopping:
         callbacks.append(EarlyStopping(patience=config.early_stopping))
     callbacks.append(NaNGuard())
-    if config.diagnostics:
-        from twinnet.diagnostics import Diagnostics
+    if config.diagnostics and main:
+        from twinnet.diagnostics.callback import Diagnostics
 
         callbacks.append(Diagnostics(run_dir, every=config.diagnostics_every, probe=splits.val if len(splits.val) else splits.train))
     callbacks.append(Checkpoint(run_dir, every_n_steps=config.checkpoint_every, metadata=meta))
-    if progress:
-        callbacks.append(ProgressBar(total_epochs=config.epochs))
+    if progress and main:
+        callbacks.append(ProgressBar(total_epochs=config.epochs, file=progress_file))
 
-    trainer = Trainer(
-        model, loss_fn, optimizer, callbacks=callbacks, task=splits.task,
-        clip_grad_norm=config.clip_grad_norm, seed=config.seed,
-    )
-    if resume is not None:
+    trainer = Trainer(loss_fn=loss_fn, callbacks=callbacks, task=splits.task, seed=config.seed, stepper=stepper)
+    if resume:
+        path = run_dir / STATE_FILE
         try:
-            trainer.load_state_dict(load_state(run_dir / STATE_FILE))
+            trainer.load_state_dict(load_state(path))
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             # a state file edited by hand (or from another run): never a traceback
-            raise CheckpointError(
-                f"{run_dir / STATE_FILE}: training state does not fit this run ({type(e).__name__}: {e})"
-            ) from None
-        log(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.global_step}")
+            raise CheckpointError(f"{path}: training state does not fit this run ({type(e).__name__}: {e})") from None
     val = splits.val if len(splits.val) else None
     trainer.fit(splits.train, val, epochs=config.epochs, batch_size=config.batch_size)
 
     if trainer.interrupted:
         msg = (f"interrupted at epoch {trainer.epoch + 1}, step {trainer.global_step}; checkpoint saved. "
                f"Continue with: twinnet train --resume {run_dir}")
-        return RunResult(run_dir, "interrupted", message=msg)
-
-    save_weights(run_dir / "model.safetensors", model, meta)
+        return RunResult(run_dir, "interrupted", message=msg, signal=trainer.signal_number)
+    if not main:
+        return None
+    save_tensors(run_dir / "model.safetensors", trainer.get_weights(), meta)
     trainer.history.to_csv(run_dir / "history.csv")
     test = trainer.evaluate(splits.test) if len(splits.test) else {}
     ckpt = trainer.callback(Checkpoint)
@@ -216,12 +261,38 @@ def run_training(
             "samples_per_second": round(logger.samples / logger.seconds, 1) if logger.seconds > 0 else None,
             "best_epoch": ckpt.best_epoch,
             "best_" + ckpt.monitor: ckpt.best,
-            "parameters": model.num_parameters(),
+            "parameters": stepper.num_parameters(),
             "dataset": config.dataset,
-            "engine": "numpy",
+            "engine": config.engine,
         }
     )
-    return finish_run(run_dir, trainer.history, metrics, trainer.stop_reason, f"{config.dataset}: {config.layers}")
+    title = f"{config.dataset}: {config.layers}"
+    if config.engine == "torch":
+        metrics.update({"device": str(stepper.device), "nproc": stepper.world})
+        title += " (torch)"
+    return finish_run(run_dir, trainer.history, metrics, trainer.stop_reason, title)
+
+
+def resume_line(run_dir: Path) -> str:
+    """"resuming DIR at epoch E, step S", read from the checkpoint's JSON metadata only
+    (a damaged file gives the bare line; loading it then names what is wrong)."""
+    metadata = read_metadata(run_dir / STATE_FILE)  # a CheckpointError names a broken header
+    try:
+        state = json.loads(metadata.get("state", "{}"))
+        return f"resuming {run_dir} at epoch {int(state['epoch']) + 1}, step {int(state['global_step'])}"
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return f"resuming {run_dir}"
+
+
+def _epochs(n: int) -> str:
+    return "epoch" if n == 1 else "epochs"
+
+
+def _read_metrics(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def finish_run(run_dir: Path, history, metrics: dict, stop_reason: str, title: str) -> RunResult:

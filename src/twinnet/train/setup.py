@@ -10,6 +10,23 @@ from twinnet.data.datasets import IMAGE_SHAPES, REGISTRY
 from twinnet.models import build_cnn, build_mlp
 
 
+def resolve_layers(config: TrainConfig, n_features: int, task: str, n_classes: int | None) -> TrainConfig:
+    """``config`` with an ``"auto"`` first size set to the data's features and an
+    ``"auto"`` last size to the task's outputs; then checked against the data. A CNN
+    does not use ``layers``: its config is returned as it is."""
+    if config.model != "mlp":
+        return config
+    layers = list(config.layers)
+    if layers[0] == "auto":
+        layers[0] = int(n_features)
+    if layers[-1] == "auto":
+        layers[-1] = int(n_classes) if task == "multiclass" else 1
+    if layers != config.layers:
+        config = config.replace(layers=layers)
+    check_layers_fit(config, n_features, task, n_classes)
+    return config
+
+
 def check_layers_fit(config: TrainConfig, n_features: int, task: str, n_classes: int | None) -> None:
     """The first layer must match the data's features, the last the task's outputs.
     (A CNN takes both from the dataset and does not use ``layers``.)"""
@@ -47,6 +64,11 @@ def make_model(config: TrainConfig):
             config.model, image_shape(config), n_classes, activation=config.activation, dropout=config.dropout,
             norm=config.norm, init=config.init, dtype=np.dtype(config.dtype), rng=np.random.default_rng(config.seed),
         )  # fmt: skip
+    if "auto" in config.layers:
+        raise ConfigError(
+            f"config key 'layers': {config.layers} has 'auto' sizes; resolve them against the data "
+            "first (train.setup.resolve_layers)"
+        )
     return build_mlp(
         config.layers,
         activation=config.activation,

@@ -1,13 +1,15 @@
-"""The Trainer: the training loop, kept separate from the model (STYLE 5).
+"""The Trainer: the one training loop of both engines, kept separate from the model (STYLE 5).
 
-What a model must provide: ``forward(x)`` (via ``__call__``), ``backward(grad)``,
-``parameters()``, ``train()``/``eval()``, ``state_dict()``/``load_state_dict()``.
-What a loss must provide: ``loss_fn(pred, target) -> float`` and ``backward()``.
-What an optimiser must provide: ``step()``, ``zero_grad()``, ``param_groups``,
-``state_dict()``/``load_state_dict()``.
+The Trainer owns epochs, steps, counters, history, callbacks, signal handling and the
+state a checkpoint holds; an engine's *stepper* does the arithmetic of a step (see
+:mod:`twinnet.train.engines`). ``Trainer(model, loss_fn, optimizer)`` trains a twinnet
+model with the NumPy stepper (:mod:`twinnet.train.engines.numpy` says what the model,
+loss and optimiser must provide); ``Trainer(stepper=..., loss_fn=...)`` trains with any
+stepper, e.g. the torch one. ``loss_fn`` is always the NumPy loss that ``evaluate``
+reports.
 
-One training step is: forward, loss, zero the gradients, backward, (penalties,
-clipping), optimiser step. The data order of epoch ``e`` is a pure function of
+One training step is: the stepper's forward and backward, ``on_before_step``
+callbacks, the stepper's optimiser step, ``on_batch_end`` callbacks. The data order of epoch ``e`` is a pure function of
 (seed, e), and every other piece of state (weights, optimiser moments, scheduler,
 dropout generators, counters, partial epoch sums, history) is in ``state_dict()``, so
 a run resumed from a checkpoint ends bit-identical to an uninterrupted run.
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 from contextlib import contextmanager
 
 import numpy as np
 
 from twinnet.data.loader import BatchLoader
 from twinnet.train import metrics as M
+from twinnet.train.engines.numpy import NumpyStepper
 from twinnet.train.history import History
 
 
@@ -31,6 +35,8 @@ class Trainer:
 
     Args:
         model, loss_fn, optimizer: see the module docstring for what each must provide.
+        stepper: an engine's stepper instead of (model, optimizer); ``loss_fn`` is then
+            the NumPy loss used by ``evaluate``.
         callbacks: objects with any of ``on_fit_begin``, ``on_epoch_begin``,
             ``on_before_step`` (after backward, before the optimiser step; may set
             ``trainer.skip_step``), ``on_batch_end``, ``on_epoch_end``, ``on_fit_end``,
@@ -46,24 +52,26 @@ class Trainer:
 
     def __init__(
         self,
-        model,
-        loss_fn,
-        optimizer,
+        model=None,
+        loss_fn=None,
+        optimizer=None,
         callbacks=(),
         task: str = "multiclass",
         regularizers=(),
         clip_grad_norm: float | None = None,
         seed: int = 0,
+        stepper=None,
     ):
         if task not in ("multiclass", "binary", "regression"):
             raise ValueError(f"task must be 'multiclass', 'binary' or 'regression', got {task!r}")
-        self.model = model
+        if stepper is None:
+            if model is None:
+                raise TypeError("Trainer needs a model (or a stepper)")
+            stepper = NumpyStepper(model, loss_fn, optimizer, task, regularizers, clip_grad_norm)
+        self.stepper = stepper
         self.loss_fn = loss_fn
-        self.optimizer = optimizer
         self.callbacks = list(callbacks)
         self.task = task
-        self.regularizers = list(regularizers)
-        self.clip_grad_norm = clip_grad_norm or None
         self.seed = int(seed)
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -77,6 +85,30 @@ class Trainer:
         self.interrupted = False
         self.last_batch: tuple[np.ndarray, np.ndarray] | None = None
         self.last_loss = math.nan
+        self.epochs = 0  # the target of the current fit
+        self.steps_per_epoch = 0
+
+    @property
+    def model(self):
+        return self.stepper.model
+
+    @property
+    def optimizer(self):
+        return self.stepper.optimizer
+
+    @property
+    def clip_grad_norm(self) -> float | None:
+        """The stepper's gradient-norm clip (None: off)."""
+        return getattr(self.stepper, "clip_grad_norm", None)
+
+    @property
+    def regularizers(self) -> list:
+        return getattr(self.stepper, "regularizers", [])
+
+    @property
+    def is_main(self) -> bool:
+        """True in the process that writes files (always, unless data parallel)."""
+        return self.stepper.rank == 0
 
     # -- callbacks ------------------------------------------------------------------
     def _call(self, hook: str, *args) -> None:
@@ -100,10 +132,9 @@ class Trainer:
         x, y = _xy(train)
         val_xy = _xy(val) if val is not None else None
         loader = BatchLoader(x, y, batch_size, shuffle=shuffle, seed=self.seed)
+        self.epochs, self.steps_per_epoch = int(epochs), len(loader)
         self.stop_training = False
-        first = _first_linear(self.model)
-        if first is not None:
-            first.input_grad = False  # nobody needs dL/d(data): skip that matrix product
+        self.stepper.begin_fit()
         self._call("on_fit_begin")
         try:
             with self._interrupt_guard():
@@ -112,48 +143,38 @@ class Trainer:
                     if self.restart_requested:
                         self.restart_requested = False
         finally:
-            if first is not None:
-                first.input_grad = True
+            self.stepper.end_fit()
         if self.interrupted:
             self._call("on_interrupt")
         self._call("on_fit_end")
         return self.history
 
     def _run_epoch(self, loader: BatchLoader, val_xy) -> None:
-        model, loss_fn, opt = self.model, self.loss_fn, self.optimizer
-        params = model.parameters()
+        stepper = self.stepper
         if self.batch_in_epoch == 0:
             self._call("on_epoch_begin")
-        model.train()
-        track_accuracy = self.task != "regression"
+        self.model.train()
         for xb, yb in loader.epoch(self.epoch, start_batch=self.batch_in_epoch):
-            out = model(xb)
-            loss = loss_fn(out, yb)
-            opt.zero_grad()
-            model.backward(loss_fn.backward())
-            for reg in self.regularizers:
-                loss += reg(params)
-                reg.backward(params)
-            if self.clip_grad_norm:
-                from twinnet.optim import clip_grad_norm_
-
-                clip_grad_norm_(params, self.clip_grad_norm)
+            # the processes agree on a signal inside the step (one of them may have it)
+            loss, correct, signalled = stepper.forward_backward(xb, yb, self._signal_received)
+            self._interrupt_requested = signalled
             self.last_batch, self.last_loss = (xb, yb), loss
             self.skip_step = False
             self._call("on_before_step", {"loss": loss})
             if self.restart_requested:
                 break  # a callback restored an earlier state (NaNGuard rollback)
             if not self.skip_step:
-                opt.step()
+                stepper.apply()
 
             n = len(xb)
             self._running["loss_sum"] += loss * n
             self._running["count"] += n
-            if track_accuracy:
-                self._running["correct"] += int((M.predict_labels(out, self.task) == yb.reshape(-1)).sum())
+            self._running["correct"] += correct
             self.global_step += 1
             self.batch_in_epoch += 1
             self._call("on_batch_end", {"loss": loss})
+            if stepper.world == 1:  # one process: stop right after the step the signal came in
+                self._interrupt_requested = self._signal_received
             if self.stop_training or self._interrupt_requested:
                 break
         if self.restart_requested:
@@ -173,7 +194,7 @@ class Trainer:
         if self.task != "regression":
             row["train_accuracy"] = r["correct"] / max(r["count"], 1)
         if val_xy is not None:
-            for k, v in self.evaluate(*val_xy).items():
+            for k, v in self._evaluate_shared(*val_xy).items():
                 row[f"val_{k}"] = v
         self.history.append(row)
         self.epoch += 1
@@ -183,14 +204,8 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------------
     def predict(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Model outputs for ``x`` in eval mode (logits for classification)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            outs = [self.model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        finally:
-            self.model.train(was_training)
-        return np.concatenate(outs) if outs else np.zeros((0,))
+        """Model outputs for ``x`` in eval mode (logits for classification), as NumPy."""
+        return self.stepper.predict(x, batch_size)
 
     def evaluate(self, x, y=None, batch_size: int = 2048) -> dict[str, float]:
         """Loss and metrics on a dataset (``x, y`` arrays, a Dataset, or a tuple)."""
@@ -203,37 +218,53 @@ class Trainer:
             result.pop("log_loss", None)  # equals the loss for the losses twinnet pairs with
         return result
 
+    _SHARED_KEYS = {"regression": ("loss", "mse"), "binary": ("loss", "accuracy", "auc")}
+
+    def _evaluate_shared(self, x, y) -> dict[str, float]:
+        """``evaluate`` in one process; data parallel, rank 0 evaluates and every process
+        gets its numbers (schedules and early stopping decide on them)."""
+        if self.stepper.world == 1:
+            return self.evaluate(x, y)
+        keys = self._SHARED_KEYS.get(self.task, ("loss", "accuracy"))
+        values = [math.nan] * len(keys)
+        if self.is_main:
+            result = self.evaluate(x, y)
+            values = [result[k] for k in keys]
+        return dict(zip(keys, self.stepper.share(values), strict=True))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """NumPy copies of the model's parameters and buffers, by name."""
+        return self.stepper.weights()
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.stepper.load_weights(weights)
+
     # -- state for checkpoints ---------------------------------------------------------
     def state_dict(self) -> dict:
-        """Everything needed to continue this run exactly where it is."""
-        rngs = {
-            name: m.rng.bit_generator.state
-            for name, m in self.model.named_modules()
-            if isinstance(getattr(m, "rng", None), np.random.Generator)
-        }
+        """Everything needed to continue this run exactly where it is: the counters, the
+        history, the callbacks' states and the stepper's (weights, optimiser, RNGs).
+        With several processes every one must call it (the RNG states are gathered)."""
         callbacks = {}
         for i, cb in enumerate(self.callbacks):
             if hasattr(cb, "state_dict"):
                 callbacks[f"{i}:{type(cb).__name__}"] = cb.state_dict()
         return {
+            "engine": self.stepper.engine,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
             "seed": self.seed,
             "running": dict(self._running),
             "history": [dict(r) for r in self.history.rows],
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rngs": rngs,
+            **self.stepper.state_dict(),
             "callbacks": callbacks,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        modules = dict(self.model.named_modules())
-        for name, rng_state in state.get("rngs", {}).items():
-            modules[name].rng.bit_generator.state = rng_state
+        engine = state.get("engine", "numpy")
+        if engine != self.stepper.engine:
+            raise ValueError(f"the state was written by the {engine} engine, this run uses {self.stepper.engine}")
+        self.stepper.load_state_dict(state)
         for i, cb in enumerate(self.callbacks):
             key = f"{i}:{type(cb).__name__}"
             if hasattr(cb, "load_state_dict") and key in state.get("callbacks", {}):
@@ -247,15 +278,20 @@ class Trainer:
 
     # -- signals ---------------------------------------------------------------------------
     _interrupt_requested = False
+    _signal_received = False
 
     @contextmanager
     def _interrupt_guard(self):
-        """Turn SIGINT/SIGTERM into a clean stop after the current batch (main thread only)."""
-        self._interrupt_requested = False
+        """Turn SIGINT/SIGTERM into a clean stop after the current step. Handlers are
+        installed only in the main thread (Python allows no other); ``fit`` in another
+        thread runs without them and stops through ``stop_training``."""
+        self._interrupt_requested = self._signal_received = False
         self.interrupted = False
+        self.signal_number = 0
 
         def handler(signum, frame):
-            self._interrupt_requested = True
+            self._signal_received = True
+            self.signal_number = signum
 
         with stop_signals(handler):
             yield
@@ -266,25 +302,14 @@ def stop_signals(handler):
     """Route SIGINT and SIGTERM to ``handler(signum, frame)`` inside the block and restore
     the previous handlers after it. Outside the main thread signals are left alone."""
     previous = {}
-    try:
+    if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not in the main thread
-        previous = {}
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _first_linear(model):
-    """The Linear layer that receives the data first in a Sequential, if any."""
-    from twinnet.nn import Linear, Sequential
-
-    if isinstance(model, Sequential) and len(model) and isinstance(model[0], Linear):
-        return model[0]
-    return None
 
 
 def _xy(data):

@@ -15,7 +15,10 @@ so the two can be compared number by number::
     torch_opt = twin.to_torch_optimizer(opt, torch_model, model=model)
     torch_sched = twin.to_torch_scheduler(sched, torch_opt)
 
-Only this package imports torch (``import twinnet`` never does). The conventions that
+This package is the mirror only (convert, compare, the optimiser mirror, the ``twinnet
+twin`` command); training with PyTorch is :mod:`twinnet.train.engines.torch`, which
+builds its model with this package's conversion tables. ``import twinnet`` never
+imports torch. The conventions that
 connect a twinnet layer to its torch layer live in one table,
 :data:`twinnet.twin.convert.LAYER_TABLE` (losses: ``LOSS_TABLE``; optimisers and
 schedules: :data:`twinnet.twin.optim.OPTIMIZER_TABLE`).

@@ -8,10 +8,11 @@ Two halves live here:
   goes to the processes as a TOML path (the run folder's ``config.toml``). SIGINT and
   SIGTERM are passed on once, so the processes stop together and checkpoint. A failed
   process becomes one :class:`DistributedError` naming the process and its error.
-- :func:`main` is what each process runs (``-m twinnet.twin.ddp``): it joins the process
-  group (gloo over the loopback interface on CPU, nccl with ``--device cuda``, GPU
-  ``LOCAL_RANK`` for process ``LOCAL_RANK``), loads the data and trains with
-  :func:`twinnet.twin.engine.train_process`, DistributedDataParallel around the model.
+- :func:`twinnet.train.worker.main` is what each process runs (``-m twinnet.train.worker``):
+  it joins the process group (gloo over the loopback interface on CPU, nccl with
+  ``--device cuda``, GPU ``LOCAL_RANK`` for process ``LOCAL_RANK``), loads the data and
+  trains with :func:`twinnet.train.run.train_in_process` (the one Trainer, with a
+  :class:`twinnet.train.engines.torch.TorchStepper` over :class:`DistComm`).
 
 What "the same global batch" means: batch ``i`` of epoch ``e`` is rows ``i*B ..
 (i+1)*B`` of the shared permutation (``BatchLoader``'s); process ``r`` of ``N`` takes the
@@ -23,12 +24,11 @@ BatchNorm is synchronised across processes on CUDA (SyncBatchNorm); on CPU each
 process normalises with its own share's statistics (SyncBatchNorm needs a GPU).
 
 Rank 0 writes the run folder and a small ``result.json`` in a private temporary
-folder, from which :func:`launch` builds the ``RunResult``.
+folder, from which :func:`launch` reports the outcome.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -37,8 +37,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import traceback
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -47,8 +45,8 @@ import numpy as np
 import torch
 
 from twinnet.config import TrainConfig
-from twinnet.train.run import RunResult
-from twinnet.twin.engine import Comm, thread_count
+from twinnet.train.engines.torch import Comm
+from twinnet.train.engines.torch_env import thread_count
 
 RESULT_FILE = "result.json"
 TIMEOUT = timedelta(minutes=30)  # a collective that waits longer than this fails the run
@@ -62,7 +60,7 @@ class DistributedError(ChildProcessError):
 
 
 class DistComm(Comm):
-    """:class:`twinnet.twin.engine.Comm` over torch.distributed (initialised already)."""
+    """:class:`twinnet.train.engines.torch.Comm` over torch.distributed (initialised already)."""
 
     def __init__(self, device: torch.device):
         import torch.distributed as dist
@@ -127,7 +125,7 @@ def launcher_command(nproc: int, worker_args: list[str]) -> list[str]:
         "--rdzv-endpoint", "127.0.0.1:0",
         "--rdzv-id", f"twinnet-{uuid.uuid4().hex[:12]}",
         "--max-restarts", "0",
-        "-m", "twinnet.twin.ddp", *worker_args,
+        "-m", "twinnet.train.worker", *worker_args,
     ]  # fmt: skip
 
 
@@ -151,9 +149,10 @@ def worker_env(config: TrainConfig) -> dict[str, str]:
 
 def launch(
     config: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True, log=print
-) -> RunResult:
+) -> dict:
     """Train ``config`` in ``config.nproc`` processes; the run folder and its config.toml
-    exist. Returns rank 0's RunResult; raises DistributedError if a process failed."""
+    exist. Returns rank 0's outcome (``status``, ``metrics``, ``message``, ``signal``: the
+    fields of a ``RunResult``); raises DistributedError if a process failed."""
     run_dir = Path(run_dir).resolve()
     n = config.nproc
     if config.norm == "batch" and not config.device.startswith("cuda"):
@@ -184,12 +183,13 @@ def launch(
         result_path = status_dir / RESULT_FILE
         if result_path.is_file():
             result = json.loads(result_path.read_text())
-            return RunResult(run_dir, result["status"], result["metrics"], result["message"])
+            return {"status": result["status"], "metrics": result["metrics"], "message": result["message"],
+                    "signal": signalled or int(result.get("signal", 0))}  # fmt: skip
         if signalled:
             saved = (run_dir / "state" / "checkpoint.safetensors").is_file()
             msg = (f"interrupted; checkpoint saved. Continue with: twinnet train --resume {run_dir}"
-                   if saved else "interrupted before the first checkpoint; nothing to resume")  # fmt: skip
-            return RunResult(run_dir, "interrupted", message=msg)
+                   if saved else f"interrupted before the first checkpoint; twinnet train --resume {run_dir} starts it again")  # fmt: skip
+            return {"status": "interrupted", "metrics": {}, "message": msg, "signal": signalled}
         raise DistributedError(failure_message(status_dir, launcher_text, proc.returncode, n))
 
 
@@ -203,9 +203,9 @@ def _progress_stream(status_dir: Path):
         return f, f
 
 
-def _wait(proc: subprocess.Popen) -> bool:
+def _wait(proc: subprocess.Popen) -> int:
     """Wait for the launcher; pass the first SIGINT/SIGTERM on (the processes then stop
-    after their current step and checkpoint). True if a signal arrived."""
+    after their current step and checkpoint). The first signal that arrived, or 0."""
     received: list[int] = []
 
     def handler(signum, frame):
@@ -222,7 +222,7 @@ def _wait(proc: subprocess.Popen) -> bool:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-    return bool(received)
+    return int(received[0]) if received else 0
 
 
 def failure_message(status_dir: Path, launcher_text: str, returncode: int, nproc: int) -> str:
@@ -243,87 +243,4 @@ def failure_message(status_dir: Path, launcher_text: str, returncode: int, nproc
     return f"--nproc {nproc}: torch.distributed.run exited with code {returncode}: {detail}{hint}"
 
 
-# -- one process -------------------------------------------------------------------------------
-
-
-def worker_device(device: str, local_rank: int) -> torch.device:
-    """This process's device: the CPU, or GPU ``local_rank``."""
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA device available")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
-def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of one process, started by torch.distributed.run (reads RANK,
-    WORLD_SIZE, LOCAL_RANK and the rendezvous from the environment)."""
-    parser = argparse.ArgumentParser(prog="python -m twinnet.twin.ddp", description=main.__doc__)
-    parser.add_argument("--config", required=True, help="the run's config.toml")
-    parser.add_argument("--run-dir", required=True, help="the run folder (rank 0 writes it)")
-    parser.add_argument("--status-dir", required=True, help="where result.json and error reports go")
-    parser.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
-    parser.add_argument("--progress", action="store_true", help="rank 0 shows progress on stdout")
-    args = parser.parse_args(argv)
-    rank = int(os.environ.get("RANK", "0"))
-    status_dir = Path(args.status_dir)
-    reported = False
-    try:
-        import torch.distributed as dist
-
-        from twinnet.train.run import load_splits
-        from twinnet.twin.engine import torch_settings, train_process
-
-        config = TrainConfig.from_toml(args.config)
-        device = worker_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        with torch_settings(device, config.nproc):
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT,
-                                    device_id=device if device.type == "cuda" else None)  # fmt: skip
-            try:
-                splits = load_splits(config)
-                result = train_process(
-                    config, splits, Path(args.run_dir), device, DistComm(device),
-                    resume=args.resume, progress=args.progress, progress_file=sys.stdout,
-                )  # fmt: skip
-            except BaseException as e:
-                _report(status_dir, rank, e)  # before the group goes: the others fail after us
-                reported = True
-                raise
-            finally:
-                dist.destroy_process_group()
-        if result is not None:
-            doc = {"status": result.status, "metrics": result.metrics, "message": result.message}
-            _write_json(status_dir / RESULT_FILE, doc)
-        return 0
-    except BaseException as e:
-        if not reported:
-            _report(status_dir, rank, e)
-        traceback.print_exc()  # to the launcher's log (shown with TWINNET_DEBUG=1)
-        return 1
-
-
-def _report(status_dir: Path, rank: int, e: BaseException) -> None:
-    message = " ".join(str(e).split()) or type(e).__name__
-    if isinstance(e, KeyboardInterrupt):
-        message = "interrupted"
-    elif not isinstance(e, ValueError | TypeError | OSError | KeyError):
-        message = f"{type(e).__name__}: {message}"
-    doc = {"time": time.time(), "rank": rank, "error": message}
-    try:
-        _write_json(status_dir / f"rank{rank}.error.json", doc)
-    except OSError:
-        pass
-
-
-__all__ = ["DistComm", "DistributedError", "launch", "main"]
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["DistComm", "DistributedError", "launch"]

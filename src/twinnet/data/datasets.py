@@ -1,4 +1,4 @@
-"""``data.load(name)``: the dataset registry, splitting and scaling.
+"""``data.load(name)``: load a dataset from the table in ``sources.py``, split and scale it.
 
 Every dataset becomes a ``DatasetSplits`` with train, val and test ``Dataset``s:
 
@@ -39,25 +39,17 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from twinnet.data import download, synthetic
 from twinnet.data.idx import DataError
+from twinnet.data.scaling import SCALES, apply_scaler, fit_scaler
+from twinnet.data.sources import IMAGE_SHAPES, REGISTRY, check_data_dir
 
 TASKS = ("multiclass", "binary", "regression")
-SCALES = ("standard", "minmax", "none")
 SHAPES = ("flat", "image")
-IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "digits": (1, 8, 8)}  # (C, H, W)
-
-DIGIT_CLASSES = tuple(str(d) for d in range(10))
-FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
 
 
 class Dataset:
@@ -126,217 +118,6 @@ class DatasetSplits:
             f"train {len(self.train)}, val {len(self.val)}, test {len(self.test)}; "
             f"scale {self.scaler_info['method']}; from {self.source}"
         )
-
-
-# -- scaling ---------------------------------------------------------------------------
-
-
-def fit_scaler(x: np.ndarray, method: str, per_feature: bool) -> dict:
-    """Fit ``method`` ("standard", "minmax", "none") on x (N, d); return a JSON-able dict.
-
-    The result describes ``(x - shift) / scale`` with ``shift``/``scale`` floats
-    (global) or lists of d floats (per feature).
-    """
-    if method not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {method!r}")
-    if method == "none":
-        return {"method": "none"}
-    if len(x) == 0:
-        raise ValueError("cannot fit a scaler on an empty training split")
-    if method == "standard":
-        mean, std = _moments(x, per_feature)
-        shift, scale = mean, np.where(std > 0, std, 1.0)
-    else:
-        lo = x.min(axis=0) if per_feature else x.min()
-        hi = x.max(axis=0) if per_feature else x.max()
-        shift = np.asarray(lo, dtype=np.float64)
-        rng = np.asarray(hi, dtype=np.float64) - shift
-        scale = np.where(rng > 0, rng, 1.0)
-    return {
-        "method": method,
-        "per_feature": per_feature,
-        "formula": "(x - shift) / scale",
-        "shift": shift.tolist(),  # float or list of floats
-        "scale": scale.tolist(),
-        "fitted_on": f"train ({len(x)} samples)",
-    }
-
-
-def apply_scaler(x: np.ndarray, scaler_info: dict, dtype=np.float32) -> np.ndarray:
-    """Apply ``scaler_info`` (from ``fit_scaler`` / ``splits.scaler_info``) to raw x (N, d).
-
-    Returns a new C-contiguous array of ``dtype``; ``x`` is not modified.
-    """
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"x must be 2-D (samples, features), got shape {x.shape}")
-    method = scaler_info.get("method")
-    if method not in SCALES:
-        raise ValueError(f"scaler_info method must be one of {', '.join(SCALES)}, got {method!r}")
-    out = np.empty(x.shape, dtype=dtype)  # (N, d)
-    out[...] = x
-    if method == "none":
-        return out
-    shift = np.asarray(scaler_info["shift"], dtype=dtype)
-    scale = np.asarray(scaler_info["scale"], dtype=dtype)
-    if shift.ndim == 1 and shift.shape != (x.shape[1],):
-        raise ValueError(f"the scaler was fitted on {shift.shape[0]} features, x has {x.shape[1]}")
-    out -= shift
-    out /= scale
-    return out
-
-
-def _moments(x: np.ndarray, per_feature: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (ddof=0) in float64, per column or over all values.
-
-    Global statistics never make a float64 copy of x (MNIST would need 400 MB)."""
-    if per_feature:
-        x64 = x.astype(np.float64)
-        return x64.mean(axis=0), x64.std(axis=0)
-    rows = max(1, 1_000_000 // max(1, x.shape[1]))  # ~8 MB of float64 at a time
-    chunks = range(0, len(x), rows)
-    mean = sum(float(x[i : i + rows].sum(dtype=np.float64)) for i in chunks) / x.size
-    ss = sum(float(((x[i : i + rows].astype(np.float64) - mean) ** 2).sum()) for i in chunks)
-    return np.float64(mean), np.sqrt(np.float64(ss / x.size))
-
-
-# -- the registry ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Entry:
-    description: str
-    task: str
-    scale: str  # default scaling
-    per_feature: bool  # scaling statistics per feature (tabular) or global (images)
-    val_fraction: float  # default
-    test_fraction: float | None  # None: the maker returns its own test split
-    classes: tuple[str, ...] | None
-    make: Callable[..., dict]  # (rng, n_samples, data_dir, download) -> dict, see _assemble
-
-
-def _check_data_dir(name: str, data_dir) -> None:
-    """An explicit ``data_dir`` must exist and, for the IDX sets, hold the files itself or
-    in ``data_dir/NAME/``: a wrong path is an error, never a silent fall-back to
-    $TWINNET_DATA or the cache."""
-    d = Path(data_dir).expanduser()
-    if not d.is_dir():
-        raise DataError(f"data_dir {str(d)!r} does not exist or is not a folder")
-    if name not in download.REMOTE:
-        return  # generated or shipped with a library: no files to read
-    spec = download.REMOTE[name]
-    if not download.missing_files(d, spec) or ((d / name).is_dir() and not download.missing_files(d / name, spec)):
-        return
-    missing = download.missing_files(d, spec)
-    raise DataError(
-        f"dataset {name!r} not found in data_dir {str(d)!r}: missing {', '.join(missing)} "
-        f"(looked in {d} and {d / name}; .gz or raw IDX files)"
-    )
-
-
-def _make_idx(name: str) -> Callable[..., dict]:
-    def make(rng, n_samples, data_dir, download_ok):
-        folder, searched = download.locate(name, data_dir)
-        if folder is None:
-            where = "\n  ".join(searched)
-            if not download_ok:
-                raise DataError(
-                    f"dataset {name!r} not found; searched:\n  {where}\n"
-                    f"download it with `twinnet data fetch {name}` or load with download=True"
-                )
-            try:
-                folder = download.fetch(name)
-            except DataError as e:
-                raise DataError(
-                    f"dataset {name!r} not found; searched:\n  {where}\nand {e}"
-                ) from None
-        arrays = download.read_folder(folder, download.REMOTE[name])
-        (xtr, ytr), (xte, yte) = arrays["train"], arrays["test"]
-        return {
-            "train": (xtr.reshape(len(xtr), -1), ytr),  # (60000, 784) uint8
-            "test": (xte.reshape(len(xte), -1), yte),
-            "source": str(folder),
-        }
-
-    return make
-
-
-def _make_digits(rng, n_samples, data_dir, download_ok):
-    from sklearn.datasets import load_digits  # lazy: scikit-learn is only needed here
-
-    d = load_digits()
-    x, y = d.data, d.target.astype(np.int64)  # (1797, 64) in 0..16, (1797,)
-    return {"x": x, "y": y, "source": "scikit-learn"}
-
-
-def _make_xor(rng, n_samples, data_dir, download_ok):
-    if n_samples is not None and n_samples < 4:
-        raise ValueError(
-            f"n_samples for xor must be >= 4 (or None for the classic 4 points), got {n_samples}"
-        )
-    x, y = synthetic.xor(rng, n_samples)
-    if n_samples is None:
-        # classic: nothing to hold out (no val); the test set is the same 4 points
-        test = (x.copy(), y.copy())
-        return {"train": (x, y), "test": test, "no_val": True, "source": "synthetic"}
-    return {"x": x, "y": y, "source": "synthetic"}
-
-
-def _synthetic(fn, default_n: int, **kwargs) -> Callable[..., dict]:
-    def make(rng, n_samples, data_dir, download_ok):
-        x, y = fn(rng, default_n if n_samples is None else n_samples, **kwargs)
-        return {"x": x, "y": y, "source": "synthetic"}
-
-    return make
-
-
-REGISTRY: dict[str, _Entry] = {
-    "mnist": _Entry(
-        "handwritten digits, 28x28 grey images",
-        "multiclass", "standard", per_feature=False, val_fraction=0.1, test_fraction=None,
-        classes=DIGIT_CLASSES, make=_make_idx("mnist"),
-    ),
-    "fashion-mnist": _Entry(
-        "Zalando clothing, 28x28 grey images",
-        "multiclass", "standard", per_feature=False, val_fraction=0.1, test_fraction=None,
-        classes=FASHION_CLASSES, make=_make_idx("fashion-mnist"),
-    ),
-    "digits": _Entry(
-        "scikit-learn's 8x8 handwritten digits (1797)",
-        "multiclass", "standard", per_feature=False, val_fraction=0.2, test_fraction=0.2,
-        classes=DIGIT_CLASSES, make=_make_digits,
-    ),
-    "xor": _Entry(
-        "XOR of two inputs: the classic 4 points, or noisy copies with n_samples",
-        "binary", "none", per_feature=True, val_fraction=0.15, test_fraction=0.15,
-        classes=("0", "1"), make=_make_xor,
-    ),
-    "click": _Entry(
-        "synthetic click prediction, 20 features, nonlinear logit, ~24% positive",
-        "binary", "standard", per_feature=True, val_fraction=0.15, test_fraction=0.15,
-        classes=("no click", "click"), make=_synthetic(synthetic.click, 20000),
-    ),
-    "click-book": _Entry(  # the chapter's generate_click_data (exact arrays: synthetic.generate_click_data)
-        "the chapter's click data: its logit, 10,000 rows, 70/15/15, ~42% positive",
-        "binary", "none", per_feature=True, val_fraction=0.15, test_fraction=0.15,
-        classes=("no click", "click"), make=_synthetic(synthetic.click_book, synthetic.CLICK_BOOK_ROWS),
-    ),
-    "spirals": _Entry(
-        "three interleaved spirals in the plane",
-        "multiclass", "none", per_feature=True, val_fraction=0.15, test_fraction=0.15,
-        classes=("arm 0", "arm 1", "arm 2"), make=_synthetic(synthetic.spirals, 1500, n_arms=3),
-    ),
-    "two-spirals": _Entry(
-        "two interleaved spirals in the plane",
-        "multiclass", "none", per_feature=True, val_fraction=0.15, test_fraction=0.15,
-        classes=("arm 0", "arm 1"), make=_synthetic(synthetic.spirals, 1000, n_arms=2),
-    ),
-    "sine": _Entry(
-        "regression y = sin(pi x) + noise on [-1, 1]",
-        "regression", "none", per_feature=True, val_fraction=0.15, test_fraction=0.15,
-        classes=None, make=_synthetic(synthetic.sine, 1000),
-    ),
-}  # fmt: skip
 
 
 def names() -> list[str]:
@@ -416,7 +197,7 @@ def load(
         raise ValueError(f"n_samples must be a positive integer or None, got {n_samples!r}")
 
     if data_dir is not None:
-        _check_data_dir(key, data_dir)
+        check_data_dir(key, data_dir)
     gen_rng = np.random.default_rng([seed, 0xDA7A, 0])  # generation
     split_rng = np.random.default_rng([seed, 0xDA7A, 1])  # subsets and splits
     made = entry.make(gen_rng, n_samples, data_dir, download)

@@ -124,7 +124,7 @@ def test_layer_table_colours_what_the_findings_judge(runs, monkeypatch):
     # without judged_values (an older twinnet.diagnostics): the last record against the lines
     monkeypatch.delattr(rules, "judged_values", raising=False)
     d = run_detail(runs, "relu")["diagnostics"]["layers"]
-    assert "||ΔW||/||W|| judged" not in d["headers"]
+    assert "||ΔW||/||W|| median" not in d["headers"]
     col = d["headers"].index("||ΔW||/||W|| last")
     last_ratio = [r["value"] for r in rows if r["layer"] == "0" and r["statistic"] == "weight_update_ratio"][-1]
     cell = d["rows"][0]["cells"][col]

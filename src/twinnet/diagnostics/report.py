@@ -45,7 +45,7 @@ code { background: #f1f4f7; padding: 0 0.2em; }
 # per-layer table: (statistic, header, format); the cells the findings judge
 # (twinnet.diagnostics.findings.judged_values) show the judged value and are red when a
 # rule fires on it, so the table and the findings never disagree
-_COLUMNS = (
+LAYER_COLUMNS = (
     ("act_mean", "act mean", "num"),
     ("act_std", "act std", "num"),
     ("dead_fraction", "dead", "pct"),
@@ -159,7 +159,7 @@ def _layer_section(rows: list[dict]) -> str:
     judged = judged_values(rows)
     labels = layer_labels(list(types.items()))
     present = {s for _, s in last}
-    columns = [c for c in _COLUMNS if c[0].split(":")[0] in present]
+    columns = [c for c in LAYER_COLUMNS if c[0].split(":")[0] in present]
     body = []
     for name in types:
         if name == MODEL:

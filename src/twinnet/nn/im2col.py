@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from twinnet.nn.module import Module
+from twinnet.nn.module import Module, check_input
 
 Pair = tuple[int, int]
 
@@ -52,18 +52,7 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
 def check_image(layer: Module, x, channels: int | None = None, dtype=None) -> None:
     """Raise a clear error unless ``x`` is a float32/float64 (N, C, H, W) batch of images
     with ``channels`` channels (None: any) and, if given, the layer's dtype."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{layer!r} expects a numpy array, got {type(x).__name__}")
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(
-            f"{layer!r} expects a floating-point array (float32 or float64), got dtype {x.dtype}; "
-            "convert with x.astype(np.float32)"
-        )
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"{layer!r} has {np.dtype(dtype)} parameters but got {x.dtype} input; "
-            f"convert with x.astype(np.{np.dtype(dtype)})"
-        )
+    check_input(layer, x, ndim=None, dtype=dtype)  # a float32/float64 array of the layer's dtype
     if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
         expected = channels if channels is not None else "channels"
         raise ValueError(

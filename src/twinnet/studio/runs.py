@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from twinnet.diagnostics.report import LAYER_COLUMNS
+
 # the files a run's answer depends on (their size and mtime make its version)
 WATCHED = ("config.toml", "history.csv", "metrics.json", "diagnostics.csv")
 # a run without metrics.json whose files changed this recently is still training
@@ -45,22 +47,6 @@ SERIES = {
     "act_std": "activation std per layer",
     "grad_input_norm": "gradient norm ||dL/dx|| reaching each layer's input",
 }
-
-
-# the per-layer table of the last record, as the report shows it: (statistic, header, format);
-# "weight_update_ratio" is the value the learning-rate finding judges (its median), ":last"
-# the last record
-LAYER_COLUMNS = (
-    ("act_mean", "act mean", "num"),
-    ("act_std", "act std", "num"),
-    ("dead_fraction", "dead", "pct"),
-    ("saturated_fraction", "saturated", "pct"),
-    ("grad_input_norm", "||dL/dx||", "num"),
-    ("weight_norm", "||W||", "num"),
-    ("weight_grad_norm", "||dL/dW||", "num"),
-    ("weight_update_ratio", "||ΔW||/||W|| judged", "num"),
-    ("weight_update_ratio:last", "||ΔW||/||W|| last", "num"),
-)
 
 
 class NotFound(LookupError):

@@ -121,7 +121,7 @@ function renderRun(d) {
   $("metrics").replaceChildren(d.metrics ? kvTable(d.metrics) : el("p", { class: "muted" }, d.status === "training" ? "Still training: metrics.json is written at the end." : "No metrics.json (the run did not finish: continue it with twinnet train --resume)."));
   $("config").replaceChildren(kvTable(c));
   if (diag.layers) {
-    $("layers-step").textContent = `(last record, step ${diag.layers.step}; "judged": the value a finding rule reads; red: beyond its line)`;
+    $("layers-step").textContent = `(last record, step ${diag.layers.step}; "median": the update ratio the learning-rate finding judges; red: beyond its line)`;
     $("layers").replaceChildren(el("table", { class: "data layers" },
       el("tr", {}, el("th", {}, "layer"), ...diag.layers.headers.map((hd) => el("th", {}, hd))),
       ...diag.layers.rows.map((r) => el("tr", {}, el("td", {}, r.layer),

@@ -50,6 +50,13 @@ DATASET_DEFAULTS: dict[str, dict] = {
     "sine": {"layers": ["auto", 64, 64, "auto"], "activation": "tanh", "lr": 0.01, "epochs": 100, "batch_size": 32},
 }  # fmt: skip
 
+# Defaults of a model, applied like the dataset's (over them) to keys not given. The CNN
+# overfits MNIST without dropout before its classifier (train 99.98%, test 99.12%);
+# with 0.5 the same 8 epochs give 99.28% (torch engine, seed 0; docs/guide/convolution.md).
+MODEL_DEFAULTS: dict[str, dict] = {
+    "cnn": {"dropout": 0.5},
+}
+
 
 class ConfigError(ValueError):
     """A configuration value or key that is not valid; the message names it."""
@@ -184,7 +191,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict, source: str = "config", dataset_defaults: bool = False) -> TrainConfig:
         """A validated config from ``values``; with ``dataset_defaults`` the keys left out
-        take the dataset's defaults (``DATASET_DEFAULTS``) before the built-in ones (what
+        take the dataset's and the model's defaults (``DATASET_DEFAULTS``,
+        ``MODEL_DEFAULTS``) before the built-in ones (what
         ``twinnet train`` does; a saved config.toml is read without them)."""
         if not isinstance(values, dict):
             kind = type(values).__name__
@@ -196,8 +204,11 @@ class TrainConfig:
             raise ConfigError(
                 f"{source}: unknown config key {unknown[0]!r}; {hint}valid keys are {', '.join(cls.keys())}"
             )
-        dataset = values.get("dataset", cls.dataset)
-        defaults = DATASET_DEFAULTS.get(dataset, {}) if dataset_defaults and isinstance(dataset, str) else {}
+        dataset, model = values.get("dataset", cls.dataset), values.get("model", cls.model)
+        defaults = {}
+        if dataset_defaults:
+            defaults.update(DATASET_DEFAULTS.get(dataset, {}) if isinstance(dataset, str) else {})
+            defaults.update(MODEL_DEFAULTS.get(model, {}) if isinstance(model, str) else {})
         return cls(**{**defaults, **values})
 
     @classmethod

@@ -60,19 +60,10 @@ def _module_cycles(graph) -> list[list[str]]:
     return cycles
 
 
-# Cycles that exist and are owned elsewhere, each with what breaks it. Any other cycle
-# fails the test, and so does one of these once it is gone (then delete it here).
-KNOWN_CYCLES = [
-    # trace.py imports trace_deep for --sizes, trace_deep imports DEFAULT_X and _vector
-    # back (both inside functions); moving those two into trace_net.py breaks it
-    ["twinnet.experiments.trace", "twinnet.experiments.trace_deep"],
-]
-
-
 def test_no_import_cycle_between_modules(monkeypatch):
     monkeypatch.syspath_prepend(str(SRC))
     graph = grimp.build_graph("twinnet", cache_dir=None)
-    assert _module_cycles(graph) == KNOWN_CYCLES
+    assert _module_cycles(graph) == []  # no two modules import each other, even inside functions
 
 
 def test_the_cycle_finder_finds_a_cycle(tmp_path, monkeypatch):

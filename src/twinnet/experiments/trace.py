@@ -28,13 +28,13 @@ studio's Backprop page shows), with pattern weights (see ``trace_deep``).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from twinnet import nn, optim
+from twinnet.experiments.trace_net import DEFAULT_X, vector_arg
 
 DEFAULTS = {
     "x": [0.5, 0.1],
@@ -55,7 +55,6 @@ ACTIVATIONS = {
 # the output unit may also be linear (y_hat = z2): a regression output
 OUTPUTS = {**ACTIVATIONS, "linear": (nn.Identity, "1", lambda z, a: np.ones_like(z))}
 MAX_UNITS = 8  # inputs or hidden units a trace prints legibly
-DEFAULT_X = (0.5, 0.1, 0.3, 0.2)  # cycled for more inputs
 
 
 def all_sizes(sizes: str | Sequence[int] | None) -> list[int]:
@@ -86,30 +85,6 @@ def _defaults(n_in: int, n_h: int) -> dict:
         "b2": 0.0,
         "lr": 0.1,
     }
-
-
-def _vector(flag: str, value, size: int, shape_note: str = "", defaults=None) -> np.ndarray:
-    """``value`` (a list of numbers, a string "0.1,0.2", a number, or None for the default)
-    as a float64 array of ``size`` finite numbers; ValueError naming ``--flag`` otherwise."""
-    key = flag.lstrip("-")
-    if value is None:
-        value = (defaults or DEFAULTS)[key]
-    if isinstance(value, str):
-        parts = [p for p in value.replace(" ", "").split(",") if p != ""]
-        try:
-            numbers = [float(p) for p in parts]
-        except ValueError:
-            raise ValueError(f"{flag} must be comma-separated numbers, got {value!r}") from None
-    elif isinstance(value, int | float):
-        numbers = [float(value)]
-    else:
-        numbers = [float(v) for v in value]
-    if len(numbers) != size:
-        what = "number" if size == 1 else "numbers"
-        raise ValueError(f"{flag} needs {size} {what}{shape_note}, got {len(numbers)}: {value!r}")
-    if not all(math.isfinite(v) for v in numbers):
-        raise ValueError(f"{flag} must be finite numbers, got {value!r}")
-    return np.array(numbers, dtype=np.float64)
 
 
 def _fmt(v) -> str:
@@ -163,13 +138,13 @@ def trace(
     w1_note = (" (W1 is 2x2, row-major: w11,w12,w21,w22)" if (n_in, n_h) == (2, 2)
                else f" (W1 is {n_h}x{n_in}, row-major: row i feeds hidden unit i)")  # fmt: skip
     inputs = "input" if n_in == 1 else "inputs"
-    xv = _vector("--x", x, n_in, f" (the network has {n_in} {inputs})", d)
-    yv = float(_vector("--y", y, 1, "", d)[0])
-    W1 = _vector("--w1", w1, n_h * n_in, w1_note, d).reshape(n_h, n_in)
-    B1 = _vector("--b1", b1, n_h, " (one per hidden unit)", d)
-    W2 = _vector("--w2", w2, n_h, f" (W2 is 1x{n_h}: one weight per hidden unit)", d).reshape(1, n_h)
-    B2 = _vector("--b2", b2, 1, "", d)
-    lr_v = float(_vector("--lr", lr, 1, "", d)[0])
+    xv = vector_arg("--x", x, n_in, f" (the network has {n_in} {inputs})", d)
+    yv = float(vector_arg("--y", y, 1, "", d)[0])
+    W1 = vector_arg("--w1", w1, n_h * n_in, w1_note, d).reshape(n_h, n_in)
+    B1 = vector_arg("--b1", b1, n_h, " (one per hidden unit)", d)
+    W2 = vector_arg("--w2", w2, n_h, f" (W2 is 1x{n_h}: one weight per hidden unit)", d).reshape(1, n_h)
+    B2 = vector_arg("--b2", b2, 1, "", d)
+    lr_v = float(vector_arg("--lr", lr, 1, "", d)[0])
     if lr_v < 0:
         raise ValueError(f"--lr must be >= 0, got {lr_v}")
     act_cls, dform, deriv = ACTIVATIONS[activation]

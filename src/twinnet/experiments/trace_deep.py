@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from twinnet import nn
-from twinnet.experiments.trace_net import trace_network
+from twinnet.experiments.trace_net import DEFAULT_X, trace_network, vector_arg
 
 _LAYER = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "linear": None}
 _PHASES = {
@@ -49,14 +49,12 @@ def _fmt(v) -> str:
 
 def trace_deep(sizes: list[int], x, y, activation: str, output: str, lr) -> tuple[str, dict]:
     """(the text, the trace_network dict) for the pattern network of ``sizes``."""
-    from twinnet.experiments.trace import DEFAULT_X, _vector
-
     n_in, k_out = sizes[0], sizes[-1]
     d = {"x": [DEFAULT_X[i % len(DEFAULT_X)] for i in range(n_in)], "y": 1.0, "lr": 0.1}
     inputs = "input" if n_in == 1 else "inputs"
-    xv = _vector("--x", x, n_in, f" (the network has {n_in} {inputs})", d)
-    yv = float(_vector("--y", y, 1, "", d)[0])
-    lr_v = float(_vector("--lr", lr, 1, "", d)[0])
+    xv = vector_arg("--x", x, n_in, f" (the network has {n_in} {inputs})", d)
+    yv = float(vector_arg("--y", y, 1, "", d)[0])
+    lr_v = float(vector_arg("--lr", lr, 1, "", d)[0])
     if lr_v < 0:
         raise ValueError(f"--lr must be >= 0, got {lr_v}")
     t = trace_network(pattern_model(sizes, activation, output), xv, [yv] * k_out, loss="half_squared", lr=lr_v)

@@ -33,6 +33,34 @@ MAX_LINEAR = 6  # Linear layers
 
 _SQ2PI = math.sqrt(2.0 / math.pi)
 
+DEFAULT_X = (0.5, 0.1, 0.3, 0.2)  # the inputs twinnet trace uses, cycled for more inputs
+
+
+def vector_arg(flag: str, value, size: int, shape_note: str, defaults: dict) -> np.ndarray:
+    """``value`` (a list of numbers, a string "0.1,0.2", a number, or None for the default)
+    as a float64 array of ``size`` finite numbers (None takes ``defaults[flag]``); ValueError
+    naming ``--flag`` otherwise. ``twinnet trace`` reads its flags with it."""
+    key = flag.lstrip("-")
+    if value is None:
+        value = defaults[key]
+    if isinstance(value, str):
+        parts = [p for p in value.replace(" ", "").split(",") if p != ""]
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"{flag} must be comma-separated numbers, got {value!r}") from None
+    elif isinstance(value, int | float):
+        numbers = [float(value)]
+    else:
+        numbers = [float(v) for v in value]
+    if len(numbers) != size:
+        what = "number" if size == 1 else "numbers"
+        raise ValueError(f"{flag} needs {size} {what}{shape_note}, got {len(numbers)}: {value!r}")
+    if not all(math.isfinite(v) for v in numbers):
+        raise ValueError(f"{flag} must be finite numbers, got {value!r}")
+    return np.array(numbers, dtype=np.float64)
+
+
 
 def _sig(z):
     return special.expit(z)

@@ -31,7 +31,9 @@ import torch.nn.functional as F
 from twinnet import losses, nn
 from twinnet.twin.convert_conv import CONV_RULES
 from twinnet.twin.rules import (
+    BN_TENSORS,
     LayerRule,
+    _batchnorm,
     _np_dtype_of,
     _params_dtype,
     _plain,
@@ -86,36 +88,6 @@ def _our_linear(t: torch.nn.Linear, _children) -> nn.Linear:
         bias=t.bias is not None,
         init="zeros",  # overwritten by the copy; draws no random numbers
         dtype=numpy_dtype(t.weight.dtype),
-    )
-
-
-_BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
-
-
-def _torch_batchnorm(m: nn.BatchNorm1d, _children) -> torch.nn.BatchNorm1d:
-    return torch.nn.BatchNorm1d(
-        m.num_features,
-        eps=m.eps,
-        momentum=m.momentum,
-        affine=m.affine,
-        track_running_stats=m.track_running_stats,
-        dtype=_params_dtype(m, _BN_TENSORS),
-    )
-
-
-def _our_batchnorm(t: torch.nn.BatchNorm1d, _children) -> nn.BatchNorm1d:
-    if t.momentum is None:
-        raise ValueError(
-            "BatchNorm1d with momentum=None (cumulative moving average) has no twinnet "
-            "counterpart; use a float momentum"
-        )
-    return nn.BatchNorm1d(
-        t.num_features,
-        eps=t.eps,
-        momentum=t.momentum,
-        affine=t.affine,
-        track_running_stats=t.track_running_stats,
-        dtype=_np_dtype_of(t, _BN_TENSORS),
     )
 
 
@@ -182,9 +154,8 @@ LAYER_TABLE: tuple[LayerRule, ...] = (
     LayerRule(
         nn.BatchNorm1d,
         torch.nn.BatchNorm1d,
-        _torch_batchnorm,
-        _our_batchnorm,
-        (*_BN_TENSORS, "num_batches_tracked"),
+        *_batchnorm(nn.BatchNorm1d, torch.nn.BatchNorm1d),
+        (*BN_TENSORS, "num_batches_tracked"),
     ),
     LayerRule(
         nn.LayerNorm, torch.nn.LayerNorm, _torch_layernorm, _our_layernorm, ("weight", "bias")

@@ -14,9 +14,9 @@ import torch
 
 from twinnet import nn
 from twinnet.twin.rules import (
+    BN_TENSORS,
     LayerRule,
-    _np_dtype_of,
-    _params_dtype,
+    _batchnorm,
     _plain,
     numpy_dtype,
     torch_dtype,
@@ -111,33 +111,6 @@ def _our_avgpool(t: torch.nn.AvgPool2d, _children) -> nn.AvgPool2d:
     )
 
 
-_BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
-
-
-def _torch_batchnorm2d(m: nn.BatchNorm2d, _children) -> torch.nn.BatchNorm2d:
-    return torch.nn.BatchNorm2d(
-        m.num_features,
-        eps=m.eps,
-        momentum=m.momentum,
-        affine=m.affine,
-        track_running_stats=m.track_running_stats,
-        dtype=_params_dtype(m, _BN_TENSORS),
-    )
-
-
-def _our_batchnorm2d(t: torch.nn.BatchNorm2d, _children) -> nn.BatchNorm2d:
-    if t.momentum is None:
-        _refuse(t, "momentum", None)  # a cumulative moving average
-    return nn.BatchNorm2d(
-        t.num_features,
-        eps=t.eps,
-        momentum=t.momentum,
-        affine=t.affine,
-        track_running_stats=t.track_running_stats,
-        dtype=_np_dtype_of(t, _BN_TENSORS),
-    )
-
-
 CONV_RULES: tuple[LayerRule, ...] = (
     LayerRule(nn.Conv2d, torch.nn.Conv2d, _torch_conv, _our_conv, ("weight", "bias")),
     LayerRule(
@@ -158,9 +131,8 @@ CONV_RULES: tuple[LayerRule, ...] = (
     LayerRule(
         nn.BatchNorm2d,
         torch.nn.BatchNorm2d,
-        _torch_batchnorm2d,
-        _our_batchnorm2d,
-        (*_BN_TENSORS, "num_batches_tracked"),
+        *_batchnorm(nn.BatchNorm2d, torch.nn.BatchNorm2d),
+        (*BN_TENSORS, "num_batches_tracked"),
     ),
     LayerRule(
         nn.Residual,

@@ -80,3 +80,37 @@ def _plain(ours: type, theirs: type, *attrs: str) -> tuple[Callable, Callable]:
         return ours(**{a: getattr(t, a) for a in attrs})
 
     return make_torch, make_ours
+
+
+BN_TENSORS = ("weight", "bias", "running_mean", "running_var")  # plus num_batches_tracked
+
+
+def _batchnorm(ours: type, theirs: type) -> tuple[Callable, Callable]:
+    """Builders for a BatchNorm pair (1d or 2d): the same constructor settings on both sides."""
+
+    def make_torch(m, _children):
+        return theirs(
+            m.num_features,
+            eps=m.eps,
+            momentum=m.momentum,
+            affine=m.affine,
+            track_running_stats=m.track_running_stats,
+            dtype=_params_dtype(m, BN_TENSORS),
+        )
+
+    def make_ours(t, _children):
+        if t.momentum is None:
+            raise ValueError(
+                f"torch {theirs.__name__} with momentum=None (a cumulative moving average) "
+                "has no twinnet counterpart; use a float momentum"
+            )
+        return ours(
+            t.num_features,
+            eps=t.eps,
+            momentum=t.momentum,
+            affine=t.affine,
+            track_running_stats=t.track_running_stats,
+            dtype=_np_dtype_of(t, BN_TENSORS),
+        )
+
+    return make_torch, make_ours

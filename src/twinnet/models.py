@@ -32,6 +32,16 @@ _AUTO_INIT = {
 }
 
 
+def _checked_common(activation: str, dropout: float, init: str, rng):
+    """Check what build_mlp and build_cnn take alike; return (init with "auto" resolved, a Generator)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return (_AUTO_INIT[activation] if init == "auto" else init), rng
+
+
 def build_mlp(
     layers: list[int],
     activation: str = "relu",
@@ -52,15 +62,9 @@ def build_mlp(
     """
     if len(layers) < 2 or not all(isinstance(n, int | np.integer) and n > 0 for n in layers):
         raise ValueError(f"layers must be at least two positive sizes, got {layers!r}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+    init, rng = _checked_common(activation, dropout, init, rng)
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; expected one of {list(NORMS)}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    if init == "auto":
-        init = _AUTO_INIT[activation]
     blocks: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:], strict=True)):
         last = i == len(layers) - 2
@@ -138,14 +142,9 @@ def build_cnn(
         raise ValueError(f"in_shape must be (channels, height, width), got {in_shape!r}")
     if not isinstance(n_classes, int | np.integer) or n_classes < 1:
         raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+    init, rng = _checked_common(activation, dropout, init, rng)
     if norm not in CNN_NORMS:
         raise ValueError(f"a CNN's norm must be one of {list(CNN_NORMS)}, got {norm!r}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    init = _AUTO_INIT[activation] if init == "auto" else init
     batch_norm = norm == "batch"
 
     def conv(c_in: int, c_out: int, kernel_size: int, norm: bool = False, **kw) -> list[nn.Module]:

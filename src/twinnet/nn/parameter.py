@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from twinnet.nn.placement import zeros_beside
+
 
 class Parameter:
     """A trainable array and its gradient, side by side.
@@ -26,7 +28,8 @@ class Parameter:
         if not np.issubdtype(data.dtype, np.floating):
             raise TypeError(f"Parameter data must be a floating array, got dtype {data.dtype}")
         self.data = np.ascontiguousarray(data)
-        self._grad = np.zeros_like(self.data)
+        # a quarter page after data, so that Adam's loop over both never stalls (see placement.py)
+        self._grad = zeros_beside(self.data, 1)
         self._grad_is_zero = True  # set by zero_grad(): the array may still hold old values
         self.name = name
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from twinnet.nn.placement import zeros_beside
 from twinnet.optim import fused
 from twinnet.optim.hyper import replaced
 from twinnet.optim.optimizer import Hyper, Optimizer, descent_grad, lerp_
@@ -32,8 +33,9 @@ def adam_update(w: np.ndarray, grad: np.ndarray, state: dict[str, Any], t1: np.n
     beta1, beta2 = betas
     if not state:
         state["step"] = 0
-        state["exp_avg"] = np.zeros_like(w)
-        state["exp_avg_sq"] = np.zeros_like(w)
+        # the moments sit two and three quarter pages after w (the gradient one): placement.py
+        state["exp_avg"] = zeros_beside(w, 2)
+        state["exp_avg_sq"] = zeros_beside(w, 3)
     if amsgrad and "max_exp_avg_sq" not in state:
         state["max_exp_avg_sq"] = np.zeros_like(w)
     state["step"] += 1
@@ -106,6 +108,7 @@ class Adam(Optimizer):
               keyword_only=True),
     )
     state_names = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    state_slots = {"exp_avg": 2, "exp_avg_sq": 3}  # as adam_update places them
     update_rule = staticmethod(adam_update)
 
 

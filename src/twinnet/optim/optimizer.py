@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from twinnet.nn.parameter import Parameter
+from twinnet.nn.placement import zeros_beside
 from twinnet.optim.hyper import (
     Hyper,
     Tabled,
@@ -65,6 +66,9 @@ class Optimizer(Tabled):
 
     #: the names of the per-parameter state entries (``"step"``, ``"exp_avg"``, ...)
     state_names: tuple[str, ...] = ()
+    #: state arrays placed beside their parameter in memory (name -> quarter page, see
+    #: ``twinnet.nn.placement``), where the update rule creates them and on loading
+    state_slots: dict[str, int] = {}
 
     def __init__(self, *args: Any, **kwargs: Any):
         # the signature is the table's: (params, lr=..., ..., *, maximize=...)
@@ -313,6 +317,9 @@ class Optimizer(Tabled):
                     if isinstance(cur, np.ndarray) and cur.shape == v.shape:
                         cur[...] = v  # in place: references to the state stay valid
                         s[k] = cur
+                    elif k in self.state_slots:  # placed beside the parameter, as the update places it
+                        s[k] = zeros_beside(p.data, self.state_slots[k])
+                        s[k][...] = v
                     else:
                         s[k] = np.array(v, dtype=p.data.dtype, copy=True)
                 else:

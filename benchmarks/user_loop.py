@@ -22,6 +22,10 @@ one fixed shuffle of the first 20,000 training images, then consecutive slices):
 - **NumPy loop**: the ~40-line loop below (``numpy_loop``), nothing clever;
 - **products**: only the matrix products a step needs (3 per layer, minus the data's
   gradient: 8 for three layers), and nothing else;
+- **PyTorch products**: the same products through ``torch.matmul`` (torch's BLAS, MKL in
+  its CPU wheels), nothing else. ``products / PyTorch`` is the most any loop whose
+  products go through NumPy's BLAS (OpenBLAS in its wheels) can get against PyTorch:
+  where it is below a target, no NumPy loop reaches that target on this machine;
 - **roofline**: the products plus one fused optimiser pass over parameters, gradients
   and both moments (read 4, write 3 arrays of P float32) at this machine's memory
   bandwidth, measured in the products' process (a large-array copy, STREAM's count).
@@ -67,6 +71,7 @@ CONTENDERS = {
     "PyTorch": ("torch", {}),
     "NumPy loop": ("numpy", {}),
     "products": ("products", {}),
+    "PyTorch products": ("torch_products", {}),
 }
 MARKERS = {  # the README sections this script writes, each between its two markers
     "table": ("<!-- benchmarks/user_loop.py: begin -->", "<!-- benchmarks/user_loop.py: end -->"),
@@ -227,7 +232,31 @@ def products(layers, x, y, batch):
     return run
 
 
-KINDS = {"twinnet": twinnet_loop, "fit": trainer_fit, "torch": torch_loop, "numpy": numpy_loop, "products": products}
+def torch_products(layers, x, y, batch):
+    """``products`` through torch's matmul: what its BLAS gives for the same shapes."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    ws = [torch.randn(b, a, generator=gen) * 0.05 for a, b in zip(layers[:-1], layers[1:], strict=True)]
+    data = batches(torch.from_numpy(x), torch.from_numpy(y), batch)
+
+    def run(steps):
+        with torch.no_grad():
+            for _ in range(steps):
+                hs = [next(data)[0]]
+                for w in ws:
+                    hs.append(hs[-1] @ w.T)
+                g = hs[-1]
+                for i in range(len(ws) - 1, -1, -1):
+                    g.T @ hs[i]
+                    if i > 0:
+                        g = g @ ws[i]
+
+    return run
+
+
+KINDS = {"twinnet": twinnet_loop, "fit": trainer_fit, "torch": torch_loop, "numpy": numpy_loop,
+         "products": products, "torch_products": torch_products}
 
 
 def n_params(layers) -> int:
@@ -287,7 +316,7 @@ def worker(kind: str, n_samples: int) -> None:
     import importlib
 
     if kind != "products":  # the library in memory before "base" (torch alone is ~300 MB)
-        importlib.import_module({"torch": "torch", "numpy": "numpy"}.get(kind, "twinnet.train.trainer"))
+        importlib.import_module({"torch": "torch", "torch_products": "torch", "numpy": "numpy"}.get(kind, "twinnet.train.trainer"))
     x, y = load_data(n_samples)
     gc.collect()
     reset_peak_rss()  # forget the peak of reading all of MNIST to keep n_samples of it
@@ -383,6 +412,9 @@ def summarise(per_round: dict, layers, batch) -> dict:
     row = {"rates": {n: round(statistics.median(r)) for n, r in rates.items()}, "ratios": {}}
     if "products" in per_round and "roofline" in rates:
         row["bandwidth_gb_s"] = round(statistics.median(bw) / 1e9, 1)
+    for a, b in (("products", "PyTorch"), ("PyTorch products", "products")):
+        if a in rates and b in rates:  # the ceiling: NumPy's products against PyTorch's step
+            row["ratios"][f"{a} / {b}"] = median_ratio(rates[a], rates[b])
     cpu = {n: [r["cpu_rate"] for r in rs] for n, rs in per_round.items() if all("cpu_rate" in r for r in rs)}
     row["cpu_ratios"] = {}
     for ours in rates:
@@ -394,6 +426,19 @@ def summarise(per_round: dict, layers, batch) -> dict:
             if ours in cpu and other in cpu:
                 row["cpu_ratios"][f"{ours} / {other}"] = median_ratio(cpu[ours], cpu[other])
     return row
+
+
+def ceiling_table(rows: dict) -> list[str]:
+    """Markdown: NumPy's products against PyTorch's whole step and against torch's products."""
+    lines = ["| model | batch | products (NumPy) | PyTorch products | PyTorch step "
+             "| products / PyTorch step | PyTorch products / products |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for (model, batch), row in rows.items():
+        rates = row["rates"]
+        cells = [f"{rates[n]:,}" if n in rates else "-" for n in ("products", "PyTorch products", "PyTorch")]
+        lines.append(f"| {model} | {batch} | " + " | ".join(cells) + " | "
+                     + " | ".join(fmt_ratio(row["ratios"].get(p)) for p in
+                                  ("products / PyTorch", "PyTorch products / products")) + " |")
+    return lines
 
 
 def cpu_table(rows: dict, pairs: list[str]) -> list[str]:
@@ -462,11 +507,35 @@ def machine() -> str:
     try:
         import torch
 
-        torch_v = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        blas = "MKL" if torch.backends.mkl.is_available() else "its BLAS"
+        torch_v = f", torch {torch.__version__} ({blas}, {torch.get_num_threads()} threads)"
     except ImportError:
         pass
-    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}{torch_v}; load average {load:.1f} when the run began")
+    return (f"{cpu_model() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"NumPy {np.__version__} ({numpy_blas()}){torch_v}; load average {load:.1f} when the run began")
+
+
+def cpu_model() -> str | None:
+    """The processor's name (Linux), which decides which BLAS kernels run."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def numpy_blas() -> str:
+    """NumPy's BLAS with its kernel family and threads, e.g. 'openblas 0.3.31 SkylakeX, 2 threads'."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS unknown: threadpoolctl not installed"
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas" and "numpy" in lib.get("filepath", ""):
+            return f"{lib['internal_api']} {lib['version']} {lib.get('architecture', '')}, {lib['num_threads']} threads"
+    return "BLAS unknown"
 
 
 def write_readme(section: list[str], kind: str = "table", readme: Path = HERE / "README.md") -> None:
@@ -509,7 +578,7 @@ def main(argv=None) -> None:
         names = ["twinnet loop", "PyTorch"] if has_torch else ["twinnet loop"]
         configs = cost_configs((256, 512), (2, 3), batch=32) if args.quick else cost_configs()
     else:
-        names = [n for n in CONTENDERS if has_torch or n != "PyTorch"]
+        names = [n for n in CONTENDERS if has_torch or not n.startswith("PyTorch")]
         if args.no_numba:
             names = [n for n in names if n not in ("twinnet loop", "Trainer.fit")]
         models = {"tiny 784-32-10": [784, 32, 10]} if args.quick else MODELS
@@ -559,6 +628,11 @@ def main_section(rows, names, rounds, header) -> list[str]:
         f"Machine: {header}.", "",
         *table(rows, [n for n in ("twinnet loop", "Trainer.fit") if n in names],
                [n for n in ("PyTorch", "NumPy loop", "products", "roofline") if n in names or n == "roofline"]), "",
+        "The ceiling: a loop whose matrix products go through NumPy's BLAS is at most as fast as",
+        "those products alone. Where `products / PyTorch step` is below a target, no NumPy loop",
+        "reaches that target on this machine; `PyTorch products / products` is how much faster",
+        "torch's BLAS runs the same products:", "",
+        *ceiling_table(rows), "",
         "Without numba (`TWINNET_FUSED=0`: Adam's update as NumPy passes), the same rounds:", "",
         *table(rows, [n for n in ("twinnet loop (no numba)", "Trainer.fit (no numba)") if n in names], []), "",
         "Samples per CPU-second (user + system time of all the process's threads) instead of per",

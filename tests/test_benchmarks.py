@@ -77,11 +77,11 @@ def user_loop():
 def test_every_contender_kind_trains(user_loop):
     rng = np.random.default_rng(0)
     x, y = rng.random((64, 784), dtype=np.float32), rng.integers(0, 10, 64)
-    kinds = [k for k in user_loop.KINDS if k != "torch"]
+    kinds = [k for k in user_loop.KINDS if not k.startswith("torch")]
     try:
         import torch  # noqa: F401
 
-        kinds.append("torch")
+        kinds += ["torch", "torch_products"]
     except ImportError:
         pass
     for kind in kinds:
@@ -118,6 +118,17 @@ def test_a_worker_process_answers_requests(user_loop):
     assert second["rate"] > 0 and "bandwidth" not in second
     if second["peak_mb"] is not None:  # Linux: /proc/self/status
         assert second["peak_mb"] >= first["peak_mb"] >= first["base_mb"] > 0
+
+
+def test_the_ceiling_compares_numpys_products_with_pytorchs_step(user_loop):
+    # two rounds, hand-made rates: products / PyTorch = 3/2 then 4/2 -> median 1.75
+    per_round = {name: [{"rate": a}, {"rate": b}] for name, a, b in (
+        ("twinnet loop", 1.0, 1.0), ("PyTorch", 2.0, 2.0), ("products", 3.0, 4.0), ("PyTorch products", 6.0, 6.0))}
+    row = user_loop.summarise(per_round, [784, 10], 128)
+    assert row["ratios"]["products / PyTorch"][0] == 1.75
+    assert row["ratios"]["PyTorch products / products"][0] == 1.75  # 6/3 and 6/4
+    lines = user_loop.ceiling_table({("m", 128): row})
+    assert lines[-1] == "| m | 128 | 4 | 6 | 2 | 1.75 (1.62-1.88) | 1.75 (1.62-1.88) |"
 
 
 def test_rounds_visit_every_contender_in_a_new_order(user_loop):

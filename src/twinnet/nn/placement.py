@@ -8,7 +8,7 @@ every load of one looks, for a few cycles, like it might read what was just stor
 the other, and waits ("4K aliasing"). Which arrays collide is luck: it depends on what
 the allocator handed out before. Measured on the seed MLP's 256 x 512 weight, first model
 built in a fresh process after loading MNIST: the compiled Adam update took 0.42 ms
-instead of 0.10 ms, and the whole optimiser step 0.80 ms instead of 0.57 ms.
+instead of 0.10 ms, and the whole optimiser step 0.80 ms instead of 0.45 ms.
 
 So the arrays that are walked together are placed a quarter page apart: the gradient
 one quarter after the weights (modulo 4 KiB), the first moment two quarters, the second

@@ -205,6 +205,13 @@ class TrainConfig:
                 f"{source}: unknown config key {unknown[0]!r}; {hint}valid keys are {', '.join(cls.keys())}"
             )
         dataset, model = values.get("dataset", cls.dataset), values.get("model", cls.model)
+        layers = values.get("layers")
+        if model in MODELS and model != "mlp" and layers is not None and layers not in _filled_layers(dataset):
+            raise ConfigError(
+                f"{source}: config key 'layers' sets the sizes of an MLP, and a CNN ({model!r}) takes "
+                f"its sizes from the images, so {layers!r} would be ignored: drop 'layers' "
+                "(--layers, --hidden) or use model \"mlp\""
+            )
         defaults = {}
         if dataset_defaults:
             defaults.update(DATASET_DEFAULTS.get(dataset, {}) if isinstance(dataset, str) else {})
@@ -245,9 +252,19 @@ class TrainConfig:
 
     def to_toml(self) -> str:
         values = {k: v for k, v in self.to_dict().items() if v is not None}
+        if self.model != "mlp":
+            del values["layers"]  # a CNN's sizes come from the images, not from this key
         return "# twinnet training configuration (resolved); rerun with: twinnet train --config config.toml\n" + tomli_w.dumps(
             {"train": values}
         )
+
+
+def _filled_layers(dataset) -> list[list]:
+    """The layer lists twinnet fills in by itself: the built-in default and the dataset's
+    (a CNN run's config.toml from before CNNs dropped the key holds one of them)."""
+    builtin = TrainConfig.__dataclass_fields__["layers"].default_factory()
+    known = DATASET_DEFAULTS.get(dataset, {}) if isinstance(dataset, str) else {}
+    return [builtin, known.get("layers", builtin)]
 
 
 def _number(v) -> bool:

@@ -266,7 +266,8 @@ def train_in_process(config: TrainConfig, splits, run_dir: Path, resume: bool = 
             "engine": config.engine,
         }
     )
-    title = f"{config.dataset}: {config.layers}"
+    # the network as the user knows it: 784-512-256-10, or the CNN's name
+    title = f"{config.dataset}: " + ("-".join(map(str, config.layers)) if config.model == "mlp" else config.model)
     if config.engine == "torch":
         metrics.update({"device": str(stepper.device), "nproc": stepper.world})
         title += " (torch)"

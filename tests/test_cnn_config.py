@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from twinnet import data
 from twinnet.cli.main import main as cli_main
 from twinnet.config import ConfigError, TrainConfig
 from twinnet.train import plots
@@ -48,3 +49,9 @@ def test_a_cnn_runs_config_has_no_layers_and_its_curves_name_the_network(tmp_pat
     mlp = TrainConfig.for_dataset("digits", n_samples=200, epochs=1, seed=0)
     run_training(mlp, out=tmp_path / "mlp", progress=False)
     assert titles == ["digits: cnn", "digits: 64-256-10"]
+
+
+def test_an_image_split_counts_every_value_of_an_example_as_a_feature():
+    flat, image = data.load("digits"), data.load("digits", shape="image")
+    assert image.train.x.shape[1:] == (1, 8, 8)
+    assert image.train.n_features == flat.train.n_features == image.n_features == 64

@@ -55,8 +55,9 @@ SHAPES = ("flat", "image")
 class Dataset:
     """Features and targets of one split.
 
-    ``x``: (N, n_features) floating, C-contiguous. ``y``: (N,) int64 class indices for
-    classification; (N, k) floating targets for regression.
+    ``x``: (N, n_features) floating, C-contiguous, or (N, C, H, W) for image-shaped data
+    (then ``n_features`` is C * H * W, the values of one example). ``y``: (N,) int64 class
+    indices for classification; (N, k) floating targets for regression.
     ``len(ds)`` is N; ``ds[i:j]`` (or an index array) is a Dataset; ``ds[i]`` is the
     tuple ``(x[i], y[i])``.
     """
@@ -78,7 +79,7 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        return self.x.shape[1]
+        return int(np.prod(self.x.shape[1:]))
 
     def __repr__(self) -> str:
         x, y = self.x, self.y

@@ -602,7 +602,11 @@ def write_readme(results: dict) -> None:
         "layer), `benchmarks/diagnostics_overhead.py` (cost of `--diagnostics`),",
         "`benchmarks/sklearn_digits.py` (the estimators against scikit-learn's),",
         "`benchmarks/train_default.py` (seconds per epoch of the default run),",
-        "`benchmarks/conv.py` (Conv2d against torch; its own section below).",
+        "`benchmarks/conv.py` (Conv2d against torch; its own section below),",
+        "`benchmarks/user_loop.py` (the loop a user writes, each contender in its own process;",
+        "its own sections below), `benchmarks/sklearn_init.py` (the estimators' default init,",
+        "into `sklearn_init.md`), `benchmarks/engines.py` (the NumPy and torch engines through",
+        "`twinnet train`), `benchmarks/studio.py` (the studio's update rate and overhead).",
         "",
     ]
     readme = HERE / "README.md"

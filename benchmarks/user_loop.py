@@ -216,7 +216,21 @@ def products(layers, x, y, batch):
     the input gradients of every layer but the first."""
     rng = np.random.default_rng(0)
     ws = [rng.normal(scale=0.05, size=(b, a)).astype(np.float32) for a, b in zip(layers[:-1], layers[1:], strict=True)]
-    data = batches(x, y, batch)
+    return products_run(ws, batches(x, y, batch))
+
+
+def torch_products(layers, x, y, batch):
+    """``products`` through torch's matmul: what its BLAS gives for the same shapes."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)  # plain tensors: no autograd graph is recorded
+    ws = [torch.randn(b, a, generator=gen) * 0.05 for a, b in zip(layers[:-1], layers[1:], strict=True)]
+    return products_run(ws, batches(torch.from_numpy(x), torch.from_numpy(y), batch))
+
+
+def products_run(ws, data):
+    """run(steps) of the products with weights ``ws`` on ``data``'s batches (NumPy arrays or
+    torch tensors: ``@`` goes to that library's BLAS)."""
 
     def run(steps):
         for _ in range(steps):
@@ -228,29 +242,6 @@ def products(layers, x, y, batch):
                 g.T @ hs[i]
                 if i > 0:
                     g = g @ ws[i]
-
-    return run
-
-
-def torch_products(layers, x, y, batch):
-    """``products`` through torch's matmul: what its BLAS gives for the same shapes."""
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    ws = [torch.randn(b, a, generator=gen) * 0.05 for a, b in zip(layers[:-1], layers[1:], strict=True)]
-    data = batches(torch.from_numpy(x), torch.from_numpy(y), batch)
-
-    def run(steps):
-        with torch.no_grad():
-            for _ in range(steps):
-                hs = [next(data)[0]]
-                for w in ws:
-                    hs.append(hs[-1] @ w.T)
-                g = hs[-1]
-                for i in range(len(ws) - 1, -1, -1):
-                    g.T @ hs[i]
-                    if i > 0:
-                        g = g @ ws[i]
 
     return run
 

@@ -127,10 +127,13 @@ def test_drawn_points_become_the_training_data(studio_server, page):
 
 
 def _val_accuracy_after(tab, steps: int) -> float:
+    """Train at least ``steps`` steps, then pause. A small preset on a fast machine may
+    finish its 300 epochs before a click lands: the check and the click run as one
+    script in the page, so Pause is clicked exactly when it is enabled."""
     tab.click("#start")
     tab.wait_for_function(f"() => window.studio.update.step >= {steps}", timeout=60_000)
-    tab.click("#pause")
-    _wait_state(tab, "paused")
+    tab.evaluate("() => { const b = document.getElementById('pause'); if (!b.disabled) b.click(); }")
+    tab.wait_for_function("() => ['paused', 'finished'].includes(window.studio.update.state)")
     return tab.evaluate("() => window.studio.update.val.accuracy")
 
 

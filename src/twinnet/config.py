@@ -50,6 +50,8 @@ DATASET_DEFAULTS: dict[str, dict] = {
     "sine": {"layers": ["auto", 64, 64, "auto"], "activation": "tanh", "lr": 0.01, "epochs": 100, "batch_size": 32},
 }  # fmt: skip
 
+DEFAULT_LAYERS = ("auto", 512, 256, "auto")  # the MLP's sizes; both ends follow the data
+
 # Defaults of a model, applied like the dataset's (over them) to keys not given. The CNN
 # overfits MNIST without dropout before its classifier (train 99.98%, test 99.12%);
 # with 0.5 the same 8 epochs give 99.28% (torch engine, seed 0; docs/guide/convolution.md).
@@ -71,7 +73,7 @@ class TrainConfig:
     data_dir: str | None = None
     model: str = "mlp"  # "mlp" (sizes from ``layers``) or a CNN of models.CNNS ("cnn", "lenet")
     # "auto" ends follow the dataset (its features; its classes, or 1): mnist 784-512-256-10
-    layers: list = field(default_factory=lambda: ["auto", 512, 256, "auto"])
+    layers: list = field(default_factory=lambda: list(DEFAULT_LAYERS))
     activation: str = "relu"
     init: str = "default"
     norm: str = "none"
@@ -262,7 +264,7 @@ class TrainConfig:
 def _filled_layers(dataset) -> list[list]:
     """The layer lists twinnet fills in by itself: the built-in default and the dataset's
     (a CNN run's config.toml from before CNNs dropped the key holds one of them)."""
-    builtin = TrainConfig.__dataclass_fields__["layers"].default_factory()
+    builtin = list(DEFAULT_LAYERS)
     known = DATASET_DEFAULTS.get(dataset, {}) if isinstance(dataset, str) else {}
     return [builtin, known.get("layers", builtin)]
 

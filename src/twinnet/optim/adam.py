@@ -24,6 +24,9 @@ from twinnet.optim import fused
 from twinnet.optim.hyper import replaced
 from twinnet.optim.optimizer import Hyper, Optimizer, descent_grad, lerp_
 
+# quarter pages after the parameter (the gradient takes the first): nn/placement.py
+MOMENT_SLOTS = {"exp_avg": 2, "exp_avg_sq": 3}
+
 
 def adam_update(w: np.ndarray, grad: np.ndarray, state: dict[str, Any], t1: np.ndarray,
                 t2: np.ndarray, *, lr: float, betas: tuple[float, float], eps: float,
@@ -33,9 +36,9 @@ def adam_update(w: np.ndarray, grad: np.ndarray, state: dict[str, Any], t1: np.n
     beta1, beta2 = betas
     if not state:
         state["step"] = 0
-        # the moments sit two and three quarter pages after w (the gradient one): placement.py
-        state["exp_avg"] = zeros_beside(w, 2)
-        state["exp_avg_sq"] = zeros_beside(w, 3)
+        # the moments sit beside w in memory, as the gradient does (see nn/placement.py)
+        state["exp_avg"] = zeros_beside(w, MOMENT_SLOTS["exp_avg"])
+        state["exp_avg_sq"] = zeros_beside(w, MOMENT_SLOTS["exp_avg_sq"])
     if amsgrad and "max_exp_avg_sq" not in state:
         state["max_exp_avg_sq"] = np.zeros_like(w)
     state["step"] += 1
@@ -108,7 +111,7 @@ class Adam(Optimizer):
               keyword_only=True),
     )
     state_names = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    state_slots = {"exp_avg": 2, "exp_avg_sq": 3}  # as adam_update places them
+    state_slots = MOMENT_SLOTS
     update_rule = staticmethod(adam_update)
 
 
